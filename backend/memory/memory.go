@@ -1,0 +1,601 @@
+// Package memory is an in-process session store: a sharded, bounded map of
+// entries that implements backend.Store together with every optional
+// capability (backend.Conditional, backend.Replacer, backend.GetToucher) and
+// io.Closer.
+//
+// It suits a single server process, tests and development. Sessions live in
+// the process's memory and vanish when it exits; several processes behind a
+// load balancer do not share them.
+//
+// Expired entries are invisible at once (every read checks the deadline
+// against the store's clock) and a background goroutine removes them every
+// Options.SweepInterval. The number of stored entries is bounded by
+// Options.MaxEntries: at the bound, writing a new key either evicts an entry
+// close to expiry or fails with backend.ErrFull (Options.RejectWhenFull).
+//
+// Call Close when the store is no longer needed, to stop the sweeper.
+package memory
+
+import (
+	"context"
+	"hash/maphash"
+	"io"
+	"math"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessionx/sessions/backend"
+)
+
+// Compile-time checks that Store implements every capability.
+var (
+	_ backend.Store       = (*Store)(nil)
+	_ backend.Conditional = (*Store)(nil)
+	_ backend.Replacer    = (*Store)(nil)
+	_ backend.GetToucher  = (*Store)(nil)
+	_ io.Closer           = (*Store)(nil)
+)
+
+// Defaults used for zero (or negative) Options fields.
+const (
+	// DefaultShards is the number of shards when Options.Shards is zero.
+	DefaultShards = 64
+
+	// DefaultMaxEntries is the bound on stored entries when
+	// Options.MaxEntries is zero.
+	DefaultMaxEntries = 1_000_000
+
+	// DefaultSweepInterval is the time between background sweeps when
+	// Options.SweepInterval is zero.
+	DefaultSweepInterval = time.Minute
+
+	// EvictionSample is how many entries of a full shard are examined to
+	// choose the one to evict: the one with the earliest Expires among them.
+	// A shard holding no more entries than this is examined whole, so the
+	// entry with the earliest Expires of the shard is evicted.
+	EvictionSample = 16
+)
+
+// maxShards caps Options.Shards.
+const maxShards = 1 << 16
+
+// Options configures a Store. The zero Options selects every default.
+type Options struct {
+	// Shards is the number of independently locked parts of the store,
+	// rounded up to a power of two. More shards mean less lock contention
+	// between goroutines. Default (zero or negative): DefaultShards (64).
+	// It is capped at 65536, and lowered if needed so that there are no
+	// more shards than MaxEntries.
+	Shards int
+
+	// MaxEntries bounds the number of entries the store holds, counting
+	// expired entries the sweeper has not removed yet. The bound is
+	// enforced per shard: each shard holds at most MaxEntries/Shards
+	// entries (rounded down), so the total never exceeds MaxEntries, but
+	// one shard may be full while the store as a whole is not. Default
+	// (zero or negative): DefaultMaxEntries (1,000,000).
+	MaxEntries int
+
+	// RejectWhenFull selects what a write of a new key does when its shard
+	// is full. Writes that replace an existing key always succeed.
+	//
+	// When false (the default), the store first drops any expired entries
+	// among EvictionSample entries of the shard and, if none were expired,
+	// evicts the sampled entry with the earliest Expires: approximately the
+	// least recently active session, in the manner of Redis's sampled LRU
+	// eviction.
+	//
+	// When true, the store drops expired sampled entries as above but never
+	// evicts a live one: the write fails with backend.ErrFull. It may do so
+	// while the shard still holds expired entries the sweeper has not
+	// removed yet.
+	RejectWhenFull bool
+
+	// SweepInterval is how often a background goroutine removes expired
+	// entries. Default (zero): DefaultSweepInterval (1 minute). A negative
+	// value disables the background sweeper: expired entries are then only
+	// removed by Sweep, by eviction, and by writes to their keys.
+	SweepInterval time.Duration
+
+	// Now is the clock used for every expiry decision, including the
+	// sweeper's. Default (nil): time.Now.
+	Now func() time.Time
+}
+
+// Store is an in-process backend.Store. Create it with New; the zero Store is
+// not usable. It is safe for concurrent use by many goroutines.
+type Store struct {
+	shards   []shard
+	mask     uint64
+	seed     maphash.Seed
+	perShard int
+	reject   bool
+	now      func() time.Time
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// shard is one independently locked part of the store. A nil m means the
+// store is closed.
+type shard struct {
+	mu sync.RWMutex
+	m  map[string]entry
+	_  [32]byte // pad to 64 bytes: neighbouring shards' locks on separate cache lines
+}
+
+// entry is a stored backend.Entry. Times are Unix nanoseconds. value is never
+// modified once stored: writes store a fresh copy, so readers may copy it
+// outside the lock.
+type entry struct {
+	value   []byte
+	expires int64 // never in the past for a live entry
+	limit   int64 // noLimit for no limit
+	version uint64
+}
+
+// noLimit is the limit of an entry whose Limit is zero.
+const noLimit = math.MaxInt64
+
+// New returns a Store configured by opts and starts its sweeper (unless
+// opts.SweepInterval is negative). Call Close to stop it.
+func New(opts Options) *Store {
+	maxEntries := opts.MaxEntries
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxEntries
+	}
+	n := opts.Shards
+	if n <= 0 {
+		n = DefaultShards
+	}
+	if n > maxShards {
+		n = maxShards
+	}
+	n = 1 << bits.Len(uint(n-1)) // round up to a power of two
+	for n > maxEntries {
+		n >>= 1 // keep at least one entry per shard within the bound
+	}
+	interval := opts.SweepInterval
+	if interval == 0 {
+		interval = DefaultSweepInterval
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+
+	s := &Store{
+		shards:   make([]shard, n),
+		mask:     uint64(n - 1),
+		seed:     maphash.MakeSeed(),
+		perShard: maxEntries / n,
+		reject:   opts.RejectWhenFull,
+		now:      now,
+		done:     make(chan struct{}),
+	}
+	for i := range s.shards {
+		s.shards[i].m = make(map[string]entry)
+	}
+	if interval > 0 {
+		s.wg.Add(1)
+		go s.sweepLoop(interval)
+	}
+	return s
+}
+
+// sweepLoop runs Sweep every interval until Close.
+func (s *Store) sweepLoop(interval time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			s.Sweep()
+		}
+	}
+}
+
+// Close stops the sweeper, waits for it to exit and releases the stored
+// entries. After Close every method returns backend.ErrClosed. Close is
+// idempotent and always returns nil.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.done)
+		s.wg.Wait()
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.Lock()
+			sh.m = nil
+			sh.mu.Unlock()
+		}
+	})
+	return nil
+}
+
+// Sweep removes every expired entry now and returns how many it removed. The
+// background sweeper calls it every Options.SweepInterval; tests and
+// benchmarks may call it directly. It locks one shard at a time, never the
+// whole store, so other goroutines wait at most for the walk of one shard
+// (about MaxEntries/Shards entries: some 15,000 with the defaults, tens of
+// microseconds). After Close it returns 0.
+func (s *Store) Sweep() int {
+	removed := 0
+	for i := range s.shards {
+		if s.closed.Load() {
+			break
+		}
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		now := s.nowNanos() // per shard: a long sweep must not use a stale clock
+		for k, e := range sh.m {
+			if e.expires <= now {
+				delete(sh.m, k)
+				removed++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return removed
+}
+
+// Len returns the number of stored entries: the live ones plus the expired
+// ones that neither the sweeper nor a write has removed yet. After Close it
+// returns 0.
+func (s *Store) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		n += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// Get returns the live entry stored under key, or backend.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) (backend.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Entry{}, err
+	}
+	now := s.nowNanos()
+	sh := s.shard(key)
+	sh.mu.RLock()
+	if sh.m == nil {
+		sh.mu.RUnlock()
+		return backend.Entry{}, backend.ErrClosed
+	}
+	e, ok := sh.m[key]
+	sh.mu.RUnlock()
+	if !ok || e.expires <= now {
+		return backend.Entry{}, backend.ErrNotFound
+	}
+	return e.export(), nil
+}
+
+// Set stores e under key, replacing whatever was there. An e.Expires not
+// after the store's clock removes the entry instead. Writing a new key into
+// a full shard evicts an entry or returns backend.ErrFull, as
+// Options.RejectWhenFull says.
+func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := s.nowNanos()
+	ne := importEntry(e)
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m == nil {
+		return backend.ErrClosed
+	}
+	return s.store(sh, key, ne, now)
+}
+
+// Touch moves the Expires of the live entry under key to expires, capped at
+// its Limit. It returns backend.ErrNotFound when there is no live entry, and
+// removes the entry when the new deadline is not after the store's clock.
+func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := s.nowNanos()
+	exp := toNanos(expires)
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m == nil {
+		return backend.ErrClosed
+	}
+	e, ok := sh.m[key]
+	if !ok || e.expires <= now {
+		if ok {
+			delete(sh.m, key)
+		}
+		return backend.ErrNotFound
+	}
+	e.expires = min(exp, e.limit)
+	if e.expires <= now {
+		delete(sh.m, key)
+		return nil
+	}
+	sh.m[key] = e
+	return nil
+}
+
+// Delete removes the entry under key. Deleting a missing key is not an
+// error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m == nil {
+		return backend.ErrClosed
+	}
+	delete(sh.m, key)
+	return nil
+}
+
+// SetIf stores e under key, as Set does, only if the live entry under key has
+// Version old, or, with old == 0, only if there is no live entry under key.
+// Otherwise it changes nothing and returns backend.ErrConflict. Like Set, it
+// may evict an entry or return backend.ErrFull when it writes a new key into
+// a full shard.
+func (s *Store) SetIf(ctx context.Context, key string, old uint64, e backend.Entry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := s.nowNanos()
+	ne := importEntry(e)
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m == nil {
+		return backend.ErrClosed
+	}
+	if !matches(sh.m, key, old, now) {
+		return backend.ErrConflict
+	}
+	return s.store(sh, key, ne, now)
+}
+
+// Replace stores e under newKey and removes oldKey in one step, only if the
+// live entry under oldKey has Version old and there is no live entry under
+// newKey. Otherwise it changes nothing and returns backend.ErrConflict (old
+// is compared exactly: unlike SetIf, old == 0 means version 0). As
+// with Set, an e.Expires not after the store's clock stores nothing under
+// newKey (oldKey is still removed). Writing into a full shard evicts an entry
+// or returns backend.ErrFull, as Options.RejectWhenFull says; with ErrFull
+// nothing is changed.
+func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey string, e backend.Entry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := s.nowNanos()
+	ne := importEntry(e)
+	oi, ni := s.shardIndex(oldKey), s.shardIndex(newKey)
+	osh, nsh := &s.shards[oi], &s.shards[ni]
+	// Lock in index order so that two crossing Replaces cannot deadlock.
+	switch {
+	case oi == ni:
+		osh.mu.Lock()
+		defer osh.mu.Unlock()
+	case oi < ni:
+		osh.mu.Lock()
+		defer osh.mu.Unlock()
+		nsh.mu.Lock()
+		defer nsh.mu.Unlock()
+	default:
+		nsh.mu.Lock()
+		defer nsh.mu.Unlock()
+		osh.mu.Lock()
+		defer osh.mu.Unlock()
+	}
+	if osh.m == nil || nsh.m == nil {
+		return backend.ErrClosed
+	}
+	if cur, ok := osh.m[oldKey]; !ok || cur.expires <= now || cur.version != old || !matches(nsh.m, newKey, 0, now) {
+		return backend.ErrConflict
+	}
+	if oi == ni {
+		delete(osh.m, oldKey) // frees the slot newKey may need
+		return s.store(nsh, newKey, ne, now)
+	}
+	// Make room first so that ErrFull leaves oldKey in place.
+	if ne.expires > now {
+		if _, ok := nsh.m[newKey]; !ok && len(nsh.m) >= s.perShard {
+			if err := s.makeRoom(nsh, now); err != nil {
+				return err
+			}
+		}
+	}
+	delete(osh.m, oldKey)
+	return s.store(nsh, newKey, ne, now)
+}
+
+// GetTouch returns the live entry under key, as Get does. If its Expires is
+// before ifBefore, it first moves Expires to expires, capped at the entry's
+// Limit, the returned entry shows the new Expires and touched is true. When
+// that leaves Expires where it was (it is already at its Limit, say), nothing
+// is written and touched is false. If the new deadline is not after the
+// store's clock, the entry is removed and GetTouch returns
+// backend.ErrNotFound.
+func (s *Store) GetTouch(ctx context.Context, key string, ifBefore, expires time.Time) (e backend.Entry, touched bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Entry{}, false, err
+	}
+	now := s.nowNanos()
+	before := toNanos(ifBefore)
+	exp := toNanos(expires)
+	sh := s.shard(key)
+
+	// Most loads need no refresh: try under the read lock first.
+	sh.mu.RLock()
+	if sh.m == nil {
+		sh.mu.RUnlock()
+		return backend.Entry{}, false, backend.ErrClosed
+	}
+	cur, ok := sh.m[key]
+	sh.mu.RUnlock()
+	if !ok || cur.expires <= now {
+		return backend.Entry{}, false, backend.ErrNotFound
+	}
+	if cur.expires >= before || min(exp, cur.limit) == cur.expires {
+		return cur.export(), false, nil
+	}
+
+	sh.mu.Lock()
+	if sh.m == nil {
+		sh.mu.Unlock()
+		return backend.Entry{}, false, backend.ErrClosed
+	}
+	cur, ok = sh.m[key] // it may have changed while unlocked
+	if !ok || cur.expires <= now {
+		sh.mu.Unlock()
+		return backend.Entry{}, false, backend.ErrNotFound
+	}
+	if next := min(exp, cur.limit); cur.expires < before && next != cur.expires {
+		if next <= now {
+			delete(sh.m, key)
+			sh.mu.Unlock()
+			return backend.Entry{}, false, backend.ErrNotFound
+		}
+		cur.expires = next
+		sh.m[key] = cur
+		touched = true
+	}
+	sh.mu.Unlock()
+	return cur.export(), touched, nil
+}
+
+// store writes ne under key in sh, whose lock the caller holds, as Set does.
+func (s *Store) store(sh *shard, key string, ne entry, now int64) error {
+	if ne.expires <= now {
+		delete(sh.m, key)
+		return nil
+	}
+	if _, ok := sh.m[key]; !ok && len(sh.m) >= s.perShard {
+		if err := s.makeRoom(sh, now); err != nil {
+			return err
+		}
+	}
+	sh.m[key] = ne
+	return nil
+}
+
+// makeRoom frees at least one slot in the full shard sh, whose lock the
+// caller holds. It examines up to EvictionSample entries and removes the
+// expired ones among them; if none was expired it evicts the one with the
+// earliest Expires, or returns backend.ErrFull when the store rejects writes
+// when full.
+func (s *Store) makeRoom(sh *shard, now int64) error {
+	var (
+		expired [EvictionSample]string
+		nexp    int
+		victim  string
+		earlier int64 = math.MaxInt64
+		seen    int
+	)
+	for k, e := range sh.m { // map iteration starts at a random place
+		if e.expires <= now {
+			expired[nexp] = k
+			nexp++
+		} else if e.expires < earlier {
+			victim, earlier = k, e.expires
+		}
+		seen++
+		if seen == EvictionSample {
+			break
+		}
+	}
+	for _, k := range expired[:nexp] {
+		delete(sh.m, k)
+	}
+	if nexp > 0 {
+		return nil
+	}
+	if s.reject {
+		return backend.ErrFull
+	}
+	delete(sh.m, victim)
+	return nil
+}
+
+// matches reports whether the live entry under key in m has version old, or,
+// with old == 0, whether there is no live entry under key.
+func matches(m map[string]entry, key string, old uint64, now int64) bool {
+	e, ok := m[key]
+	live := ok && e.expires > now
+	if old == 0 {
+		return !live
+	}
+	return live && e.version == old
+}
+
+func (s *Store) shardIndex(key string) uint64 {
+	return maphash.String(s.seed, key) & s.mask
+}
+
+func (s *Store) shard(key string) *shard {
+	return &s.shards[s.shardIndex(key)]
+}
+
+func (s *Store) nowNanos() int64 {
+	return toNanos(s.now())
+}
+
+// importEntry copies e into an entry, copying its Value.
+func importEntry(e backend.Entry) entry {
+	ne := entry{
+		value:   append(make([]byte, 0, len(e.Value)), e.Value...),
+		expires: toNanos(e.Expires),
+		limit:   noLimit,
+		version: e.Version,
+	}
+	if !e.Limit.IsZero() {
+		ne.limit = toNanos(e.Limit)
+	}
+	return ne
+}
+
+// export returns e as a backend.Entry with a fresh copy of its value.
+func (e entry) export() backend.Entry {
+	out := backend.Entry{
+		Value:   append(make([]byte, 0, len(e.value)), e.value...),
+		Expires: time.Unix(0, e.expires),
+		Version: e.version,
+	}
+	if e.limit != noLimit {
+		out.Limit = time.Unix(0, e.limit)
+	}
+	return out
+}
+
+// Bounds of the times representable as int64 Unix nanoseconds.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// toNanos returns t as Unix nanoseconds, saturating outside the years
+// 1678-2262. The zero time is far in the past. A Limit beyond 2262 thus
+// reads back as no limit, and an Expires beyond 2262 as a date in 2262.
+func toNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return math.MinInt64
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}

@@ -1,0 +1,640 @@
+package memory_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/sessionx/sessions/backend"
+	"github.com/sessionx/sessions/backend/memory"
+	"github.com/sessionx/sessions/backend/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) backend.Store {
+		s := memory.New(memory.Options{})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestConformanceSmall runs the suite on a store with tiny shards, so that
+// eviction and per-shard bounds are exercised by every case's writes.
+func TestConformanceSmall(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) backend.Store {
+		s := memory.New(memory.Options{Shards: 2, MaxEntries: 256, SweepInterval: 10 * time.Millisecond})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// fakeClock is a clock for Options.Now that moves only when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// newStore returns a store closed at the end of the test.
+func newStore(t *testing.T, opts memory.Options) *memory.Store {
+	t.Helper()
+	s := memory.New(opts)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func mustSet(t *testing.T, s *memory.Store, key string, e backend.Entry) {
+	t.Helper()
+	if err := s.Set(t.Context(), key, e); err != nil {
+		t.Fatalf("Set(%q): %v", key, err)
+	}
+}
+
+func entry(value string, expires time.Time) backend.Entry {
+	return backend.Entry{Value: []byte(value), Expires: expires, Version: 1}
+}
+
+func TestSweeperRemovesExpired(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := memory.New(memory.Options{SweepInterval: time.Minute})
+		defer s.Close()
+		for i := range 100 {
+			mustSet(t, s, fmt.Sprint("k", i), entry("v", time.Now().Add(30*time.Second)))
+		}
+		mustSet(t, s, "survivor", entry("v", time.Now().Add(time.Hour)))
+		if n := s.Len(); n != 101 {
+			t.Fatalf("Len() = %d after 101 Sets, want 101", n)
+		}
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		// No Get before Len: only the sweeper can have removed them.
+		if n := s.Len(); n != 1 {
+			t.Errorf("Len() = %d two sweep intervals after expiry, want 1", n)
+		}
+		if _, err := s.Get(t.Context(), "survivor"); err != nil {
+			t.Errorf("Get(survivor): %v", err)
+		}
+	})
+}
+
+func TestSweepWithInjectedClock(t *testing.T) {
+	clock := newFakeClock()
+	s := newStore(t, memory.Options{Now: clock.Now, SweepInterval: -1})
+	now := clock.Now()
+	for i := range 10 {
+		mustSet(t, s, fmt.Sprint("short", i), entry("v", now.Add(10*time.Second)))
+		mustSet(t, s, fmt.Sprint("long", i), entry("v", now.Add(time.Hour)))
+	}
+	if n := s.Sweep(); n != 0 {
+		t.Errorf("Sweep() before any deadline = %d, want 0", n)
+	}
+	clock.Advance(10 * time.Second) // exactly at the deadline: expired
+	if n := s.Len(); n != 20 {
+		t.Errorf("Len() before Sweep = %d, want 20 (expired entries not yet swept)", n)
+	}
+	if n := s.Sweep(); n != 10 {
+		t.Errorf("Sweep() = %d, want 10", n)
+	}
+	if n := s.Len(); n != 10 {
+		t.Errorf("Len() after Sweep = %d, want 10", n)
+	}
+	if n := s.Sweep(); n != 0 {
+		t.Errorf("second Sweep() = %d, want 0", n)
+	}
+}
+
+func TestInjectedClock(t *testing.T) {
+	clock := newFakeClock()
+	s := newStore(t, memory.Options{Now: clock.Now})
+	ctx := t.Context()
+	now := clock.Now()
+	mustSet(t, s, "k", backend.Entry{Value: []byte("v"), Expires: now.Add(time.Minute), Limit: now.Add(3 * time.Minute), Version: 1})
+
+	clock.Advance(59 * time.Second)
+	if _, err := s.Get(ctx, "k"); err != nil {
+		t.Fatalf("Get one second before the deadline: %v", err)
+	}
+	// Touch is capped at the Limit, by the fake clock's reckoning.
+	if err := s.Touch(ctx, "k", clock.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	e, err := s.Get(ctx, "k")
+	if err != nil || !e.Expires.Equal(now.Add(3*time.Minute)) {
+		t.Fatalf("Get after Touch = %v, %v; want Expires at the Limit %v", e.Expires, err, now.Add(3*time.Minute))
+	}
+	clock.Advance(2*time.Minute + time.Second - time.Nanosecond)
+	if _, err := s.Get(ctx, "k"); err != nil {
+		t.Fatalf("Get one nanosecond before the Limit: %v", err)
+	}
+	clock.Advance(time.Nanosecond)
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("Get at the Limit: %v, want ErrNotFound", err)
+	}
+	if err := s.Touch(ctx, "k", clock.Now().Add(time.Hour)); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Touch of the expired entry: %v, want ErrNotFound", err)
+	}
+	if err := s.SetIf(ctx, "k", 1, entry("zombie", clock.Now().Add(time.Hour))); !errors.Is(err, backend.ErrConflict) {
+		t.Errorf("SetIf of the expired entry: %v, want ErrConflict", err)
+	}
+	if _, _, err := s.GetTouch(ctx, "k", clock.Now().Add(time.Hour), clock.Now().Add(time.Hour)); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("GetTouch of the expired entry: %v, want ErrNotFound", err)
+	}
+	// Set with Expires before the fake clock stores nothing.
+	mustSet(t, s, "past", entry("v", clock.Now().Add(-time.Second)))
+	if n := s.Len(); n != 0 {
+		t.Errorf("Len() = %d, want 0", n)
+	}
+}
+
+func TestCloseStopsSweeperSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := memory.New(memory.Options{SweepInterval: time.Second})
+		time.Sleep(5 * time.Second) // let the sweeper tick a few times
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		// synctest.Test fails if the sweeper is still blocked in the bubble.
+	})
+}
+
+// sweepers counts the goroutines running the sweeper loop.
+func sweepers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "memory.(*Store).sweepLoop")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+func TestCloseStopsSweeper(t *testing.T) {
+	before := sweepers()
+	stores := make([]*memory.Store, 50)
+	for i := range stores {
+		stores[i] = memory.New(memory.Options{SweepInterval: time.Millisecond})
+	}
+	// A goroutine that has not run yet may not show in the stacks: poll.
+	pollSweepers(t, func(n int) bool { return n >= before+len(stores) }, "at least %d with every store open", before+len(stores))
+	for _, s := range stores {
+		s.Close()
+	}
+	// Close waits for the sweeper to return; give the runtime a moment to
+	// retire the goroutines.
+	pollSweepers(t, func(n int) bool { return n <= before }, "%d after closing every store", before)
+}
+
+// pollSweepers waits up to five seconds for ok(sweepers()).
+func pollSweepers(t *testing.T, ok func(int) bool, want string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := sweepers()
+		if ok(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sweeper goroutines, want "+want, append([]any{n}, args...)...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	s := memory.New(memory.Options{})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	mustSet(t, s, "k", entry("v", exp))
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"Get", func() error { _, err := s.Get(ctx, "k"); return err }},
+		{"Get missing", func() error { _, err := s.Get(ctx, "missing"); return err }},
+		{"Set", func() error { return s.Set(ctx, "k", entry("w", exp)) }},
+		{"Set past", func() error { return s.Set(ctx, "k", entry("w", time.Time{})) }},
+		{"Touch", func() error { return s.Touch(ctx, "k", exp) }},
+		{"Delete", func() error { return s.Delete(ctx, "k") }},
+		{"SetIf", func() error { return s.SetIf(ctx, "k", 1, entry("w", exp)) }},
+		{"Replace", func() error { return s.Replace(ctx, "k", 1, "k2", entry("w", exp)) }},
+		{"GetTouch", func() error { _, _, err := s.GetTouch(ctx, "k", exp, exp); return err }},
+	} {
+		if err := tc.call(); !errors.Is(err, backend.ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", tc.name, err)
+		}
+	}
+	if n := s.Len(); n != 0 {
+		t.Errorf("Len() after Close = %d, want 0", n)
+	}
+	if n := s.Sweep(); n != 0 {
+		t.Errorf("Sweep() after Close = %d, want 0", n)
+	}
+}
+
+func TestContextCheckedFirst(t *testing.T) {
+	s := newStore(t, memory.Options{})
+	s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	// A cancelled context wins over a closed store.
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with a cancelled context on a closed store: %v, want context.Canceled", err)
+	}
+}
+
+func TestBound(t *testing.T) {
+	const max = 64
+	for _, tc := range []struct {
+		name   string
+		shards int
+	}{
+		{"one shard", 1},
+		{"four shards", 4},
+		{"more shards than entries", 1024},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t, memory.Options{MaxEntries: max, Shards: tc.shards})
+			base := time.Now().Add(time.Hour)
+			const n = 1000
+			for i := range n {
+				// Later writes expire later: the most recent are the most
+				// active sessions.
+				mustSet(t, s, fmt.Sprint("key", i), entry("v", base.Add(time.Duration(i)*time.Second)))
+				if l := s.Len(); l > max {
+					t.Fatalf("Len() = %d after %d writes, want at most %d", l, i+1, max)
+				}
+			}
+			if tc.shards != 1 {
+				return
+			}
+			if l := s.Len(); l != max {
+				t.Errorf("Len() = %d, want %d", l, max)
+			}
+			// Eviction picks the earliest Expires among EvictionSample
+			// entries, so the EvictionSample most recent keys can never
+			// be evicted.
+			for i := n - memory.EvictionSample; i < n; i++ {
+				if _, err := s.Get(t.Context(), fmt.Sprint("key", i)); err != nil {
+					t.Errorf("Get of recent key%d: %v", i, err)
+				}
+			}
+		})
+	}
+}
+
+func TestRejectWhenFull(t *testing.T) {
+	const max = 64
+	s := newStore(t, memory.Options{MaxEntries: max, Shards: 1, RejectWhenFull: true})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	for i := range max {
+		mustSet(t, s, fmt.Sprint("key", i), entry("v", exp))
+	}
+	if err := s.Set(ctx, "one too many", entry("v", exp)); !errors.Is(err, backend.ErrFull) {
+		t.Errorf("Set of a new key when full: %v, want ErrFull", err)
+	}
+	if err := s.SetIf(ctx, "one too many", 0, entry("v", exp)); !errors.Is(err, backend.ErrFull) {
+		t.Errorf("SetIf of a new key when full: %v, want ErrFull", err)
+	}
+	if _, err := s.Get(ctx, "one too many"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Get of the rejected key: %v, want ErrNotFound", err)
+	}
+	// Writes to existing keys still work.
+	if err := s.Set(ctx, "key3", entry("new value", exp)); err != nil {
+		t.Errorf("Set of an existing key when full: %v", err)
+	}
+	if err := s.SetIf(ctx, "key4", 1, backend.Entry{Value: []byte("w"), Expires: exp, Version: 2}); err != nil {
+		t.Errorf("SetIf of an existing key when full: %v", err)
+	}
+	// Replace within one shard frees the old key's slot.
+	if err := s.Replace(ctx, "key5", 1, "moved", entry("v", exp)); err != nil {
+		t.Errorf("Replace when full: %v", err)
+	}
+	for i := range max {
+		if i == 5 {
+			continue
+		}
+		if _, err := s.Get(ctx, fmt.Sprint("key", i)); err != nil {
+			t.Errorf("Get(key%d): %v", i, err)
+		}
+	}
+	if l := s.Len(); l != max {
+		t.Errorf("Len() = %d, want %d", l, max)
+	}
+	// Deleting makes room.
+	if err := s.Delete(ctx, "key0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, "one too many", entry("v", exp)); err != nil {
+		t.Errorf("Set of a new key after a Delete: %v", err)
+	}
+}
+
+func TestRejectWhenFullDropsExpired(t *testing.T) {
+	clock := newFakeClock()
+	const max = 8
+	s := newStore(t, memory.Options{MaxEntries: max, Shards: 1, RejectWhenFull: true, Now: clock.Now, SweepInterval: -1})
+	now := clock.Now()
+	for i := range max {
+		mustSet(t, s, fmt.Sprint("key", i), entry("v", now.Add(time.Duration(i+1)*time.Minute)))
+	}
+	clock.Advance(90 * time.Second) // key0 has expired, unswept
+	if err := s.Set(t.Context(), "new", entry("v", clock.Now().Add(time.Hour))); err != nil {
+		t.Fatalf("Set of a new key when full with an expired entry: %v", err)
+	}
+	if l := s.Len(); l != max {
+		t.Errorf("Len() = %d, want %d", l, max)
+	}
+}
+
+func TestEvictsEarliestExpires(t *testing.T) {
+	// With a shard no larger than memory.EvictionSample, the whole shard
+	// is sampled and eviction is deterministic.
+	const max = 8
+	if max > memory.EvictionSample {
+		t.Fatal("test needs a shard no larger than the eviction sample")
+	}
+	for victim := range max {
+		t.Run(fmt.Sprint("victim", victim), func(t *testing.T) {
+			s := newStore(t, memory.Options{MaxEntries: max, Shards: 1})
+			ctx := t.Context()
+			base := time.Now().Add(time.Hour)
+			for i := range max {
+				exp := base.Add(time.Duration(i) * time.Minute)
+				if i == victim {
+					exp = base.Add(-30 * time.Minute)
+				}
+				mustSet(t, s, fmt.Sprint("key", i), entry("v", exp))
+			}
+			if err := s.Set(ctx, "new", entry("v", base)); err != nil {
+				t.Fatalf("Set of a new key: %v", err)
+			}
+			if _, err := s.Get(ctx, fmt.Sprint("key", victim)); !errors.Is(err, backend.ErrNotFound) {
+				t.Errorf("Get of the earliest-expiring key: %v, want ErrNotFound (evicted)", err)
+			}
+			for i := range max {
+				if i == victim {
+					continue
+				}
+				if _, err := s.Get(ctx, fmt.Sprint("key", i)); err != nil {
+					t.Errorf("Get(key%d): %v", i, err)
+				}
+			}
+			if l := s.Len(); l != max {
+				t.Errorf("Len() = %d, want %d", l, max)
+			}
+		})
+	}
+}
+
+func TestEvictionOnEveryWritePath(t *testing.T) {
+	const max = 8
+	exp := time.Now().Add(time.Hour)
+	for _, tc := range []struct {
+		name  string
+		write func(ctx context.Context, s *memory.Store) error
+	}{
+		{"Set", func(ctx context.Context, s *memory.Store) error {
+			return s.Set(ctx, "new", entry("v", exp))
+		}},
+		{"SetIf", func(ctx context.Context, s *memory.Store) error {
+			return s.SetIf(ctx, "new", 0, entry("v", exp))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t, memory.Options{MaxEntries: max, Shards: 1})
+			for i := range max {
+				mustSet(t, s, fmt.Sprint("key", i), entry("v", exp.Add(time.Duration(i)*time.Minute)))
+			}
+			if err := tc.write(t.Context(), s); err != nil {
+				t.Fatal(err)
+			}
+			if l := s.Len(); l != max {
+				t.Errorf("Len() = %d, want %d", l, max)
+			}
+			if _, err := s.Get(t.Context(), "key0"); !errors.Is(err, backend.ErrNotFound) {
+				t.Errorf("Get(key0): %v, want ErrNotFound (evicted)", err)
+			}
+			if _, err := s.Get(t.Context(), "new"); err != nil {
+				t.Errorf("Get(new): %v", err)
+			}
+		})
+	}
+}
+
+func TestReplaceAcrossShardsWhenFull(t *testing.T) {
+	// With one entry per shard, a Replace whose new key hashes to another
+	// shard finds that shard full: it must evict there, or, when the store
+	// rejects writes when full, fail with ErrFull and change nothing.
+	const shards = 4
+	for _, reject := range []bool{false, true} {
+		t.Run(fmt.Sprint("RejectWhenFull=", reject), func(t *testing.T) {
+			s := newStore(t, memory.Options{MaxEntries: shards, Shards: shards, RejectWhenFull: reject})
+			ctx := t.Context()
+			exp := time.Now().Add(time.Hour)
+			for i := range 200 {
+				err := s.Set(ctx, fmt.Sprint("fill", i), entry("v", exp))
+				if err != nil && !(reject && errors.Is(err, backend.ErrFull)) {
+					t.Fatal(err)
+				}
+			}
+			var keys []string
+			for i := range 200 {
+				if _, err := s.Get(ctx, fmt.Sprint("fill", i)); err == nil {
+					keys = append(keys, fmt.Sprint("fill", i))
+				}
+			}
+			if s.Len() != shards || len(keys) != shards {
+				t.Fatalf("could not fill the store: Len() = %d, %d live keys; want %d", s.Len(), len(keys), shards)
+			}
+			moved, full := 0, 0
+			for i, k := range keys {
+				newK := fmt.Sprint("moved", i)
+				err := s.Replace(ctx, k, 1, newK, entry("moved", exp))
+				_, oldErr := s.Get(ctx, k)
+				_, newErr := s.Get(ctx, newK)
+				switch {
+				case err == nil:
+					moved++
+					if !errors.Is(oldErr, backend.ErrNotFound) || newErr != nil {
+						t.Errorf("after Replace(%s, %s): old key %v, new key %v; want ErrNotFound, nil", k, newK, oldErr, newErr)
+					}
+				case reject && errors.Is(err, backend.ErrFull):
+					full++
+					if oldErr != nil || !errors.Is(newErr, backend.ErrNotFound) {
+						t.Errorf("after rejected Replace(%s, %s): old key %v, new key %v; want nil, ErrNotFound", k, newK, oldErr, newErr)
+					}
+				case !reject && errors.Is(err, backend.ErrConflict):
+					// An earlier move into this key's shard evicted it.
+				default:
+					t.Errorf("Replace(%s, %s): %v", k, newK, err)
+				}
+				if l := s.Len(); l > shards {
+					t.Errorf("Len() = %d, want at most %d", l, shards)
+				}
+			}
+			t.Logf("%d moved, %d rejected as full", moved, full)
+		})
+	}
+}
+
+func TestOptionsDefaults(t *testing.T) {
+	// Negative values select defaults; the store works either way.
+	for _, opts := range []memory.Options{
+		{},
+		{Shards: -1, MaxEntries: -1},
+		{Shards: 3, MaxEntries: 10},
+		{Shards: 1 << 20, MaxEntries: 1},
+		{SweepInterval: -1},
+	} {
+		t.Run(fmt.Sprintf("%+v", opts), func(t *testing.T) {
+			s := newStore(t, opts)
+			mustSet(t, s, "k", entry("v", time.Now().Add(time.Hour)))
+			if _, err := s.Get(t.Context(), "k"); err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+		})
+	}
+}
+
+func TestExtremeTimes(t *testing.T) {
+	s := newStore(t, memory.Options{})
+	ctx := t.Context()
+	far := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	mustSet(t, s, "far", backend.Entry{Value: []byte("v"), Expires: far, Limit: far, Version: 1})
+	e, err := s.Get(ctx, "far")
+	if err != nil {
+		t.Fatalf("Get of an entry expiring in 9999: %v", err)
+	}
+	if e.Expires.Year() < 2262 {
+		t.Errorf("Expires = %v, want a date in or after 2262", e.Expires)
+	}
+	if err := s.Touch(ctx, "far", far); err != nil {
+		t.Errorf("Touch to 9999: %v", err)
+	}
+	mustSet(t, s, "ancient", entry("v", time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)))
+	if _, err := s.Get(ctx, "ancient"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Get of an entry expired in year 1: %v, want ErrNotFound", err)
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	s := memory.New(memory.Options{})
+	defer s.Close()
+	ctx := context.Background()
+	keys := benchKeys(b, s, 1024)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Get(ctx, keys[i%len(keys)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkSet(b *testing.B) {
+	s := memory.New(memory.Options{})
+	defer s.Close()
+	ctx := context.Background()
+	keys := benchKeys(b, s, 1024)
+	e := backend.Entry{Value: make([]byte, 256), Expires: time.Now().Add(time.Hour), Version: 1}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := s.Set(ctx, keys[i%len(keys)], e); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkGetParallel(b *testing.B) {
+	s := memory.New(memory.Options{})
+	defer s.Close()
+	ctx := context.Background()
+	keys := benchKeys(b, s, 1024)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := s.Get(ctx, keys[i%len(keys)]); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkSetParallel(b *testing.B) {
+	s := memory.New(memory.Options{})
+	defer s.Close()
+	ctx := context.Background()
+	keys := benchKeys(b, s, 1024)
+	e := backend.Entry{Value: make([]byte, 256), Expires: time.Now().Add(time.Hour), Version: 1}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if err := s.Set(ctx, keys[i%len(keys)], e); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkSweep(b *testing.B) {
+	s := memory.New(memory.Options{SweepInterval: -1})
+	defer s.Close()
+	benchKeys(b, s, 100_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Sweep() // nothing expired: measures the walk
+	}
+}
+
+// benchKeys stores n entries of 256 bytes, live for an hour, and returns
+// their keys.
+func benchKeys(b *testing.B, s *memory.Store, n int) []string {
+	b.Helper()
+	keys := make([]string, n)
+	e := backend.Entry{Value: make([]byte, 256), Expires: time.Now().Add(time.Hour), Version: 1}
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench:%016x", i*7919)
+		if err := s.Set(context.Background(), keys[i], e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return keys
+}

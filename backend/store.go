@@ -1,0 +1,152 @@
+// Package backend is the contract between the sessions core and the stores
+// that keep session bytes.
+//
+// A Store keeps opaque bytes under a key, with a deadline after which the
+// bytes are gone, and a version number chosen by the caller. It never sees a
+// session token (keys are hashes of tokens), never decodes the bytes and never
+// decides anything about sessions: the core owns the envelope around the
+// encoded data, so that a new backend is a small file.
+//
+// The required interface is Store. A store may implement optional
+// capabilities, each an interface of its own, which the core discovers once
+// by type assertion (in the manner of database/sql/driver):
+//
+//   - Conditional: write only if the stored version is the one loaded. Without
+//     it concurrent requests of one session are last-writer-wins and a request
+//     that loaded a session before it was destroyed can write it back.
+//   - Replacer: move an entry to a new key in one step (Migrate). Without it
+//     the core writes the new key, then deletes the old one.
+//   - GetToucher: read an entry and slide its deadline in one step. Without it
+//     a load whose deadline refresh is due costs a Get and a Touch.
+//   - io.Closer: release the store's resources.
+//
+// Package storetest holds the conformance suite every store must pass.
+package backend
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by stores. Implementations return them (possibly wrapped)
+// so that callers can test with errors.Is.
+var (
+	// ErrNotFound means no live entry is stored under the key: it was never
+	// written, was deleted, or its deadline has passed.
+	ErrNotFound = errors.New("sessions: not found")
+
+	// ErrConflict means a conditional write found a different version than
+	// the one it expected: another request changed, migrated or destroyed
+	// the session since it was loaded.
+	ErrConflict = errors.New("sessions: conflict: session changed since it was loaded")
+
+	// ErrClosed means the store was used after Close.
+	ErrClosed = errors.New("sessions: store closed")
+
+	// ErrFull means a bounded store refused a new entry because it is at
+	// its capacity.
+	ErrFull = errors.New("sessions: store full")
+)
+
+// Entry is one stored session as a store sees it.
+type Entry struct {
+	// Value is the encoded session, opaque to the store. A store copies it
+	// on Set (the caller may reuse the slice afterwards) and hands out a
+	// slice the caller may modify on Get (never its own storage).
+	Value []byte
+
+	// Expires is when the store forgets the entry: the session's idle
+	// deadline. An entry whose Expires is not after the store's clock is
+	// gone: Get reports ErrNotFound.
+	Expires time.Time
+
+	// Limit is the latest instant Touch may move Expires to: the session's
+	// absolute deadline. The zero Limit means no limit.
+	Limit time.Time
+
+	// Version is chosen by the writer and returned by Get unchanged. The
+	// core starts a session at 1 and counts up with every write, so a stored
+	// version is never 0 (0 means "no entry" to SetIf); stores without
+	// Conditional keep it all the same.
+	Version uint64
+}
+
+// Store is the byte-level storage the sessions core needs.
+//
+// Keys are short printable ASCII strings (hashes of tokens) chosen by the
+// core. Every method takes a context first: called with a context that has
+// already ended, it returns an error wrapping the context's error, and a
+// store doing I/O honours the context's cancellation and deadline while it
+// waits. A Store must be safe for concurrent use by many goroutines.
+//
+// Deadlines may be kept to the millisecond (Redis keeps no finer ones). A
+// bounded store may refuse a new entry with ErrFull from Set, SetIf and
+// Replace.
+//
+// Errors: a missing key is ErrNotFound from Get and Touch, and no error from
+// Delete. Any other error means the store could not do what was asked (it is
+// down, the context ended, ...): the core returns it to the application and
+// never treats it as a missing session.
+type Store interface {
+	// Get returns the live entry stored under key, or ErrNotFound.
+	Get(ctx context.Context, key string) (Entry, error)
+
+	// Set stores e under key, replacing whatever was there. If e.Expires is
+	// not in the future (including the zero time), nothing is stored and any
+	// entry under key is removed: a past deadline never means "keep forever".
+	Set(ctx context.Context, key string, e Entry) error
+
+	// Touch moves the Expires of the entry under key to expires, but never
+	// past its Limit, and leaves its Value and Version alone. It returns
+	// ErrNotFound, and creates nothing, when no live entry is stored under
+	// key. An expires not in the future removes the entry.
+	Touch(ctx context.Context, key string, expires time.Time) error
+
+	// Delete removes the entry under key. Deleting a missing key is not an
+	// error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Conditional may be implemented by a Store that can write an entry only if
+// the stored version is still the one the writer loaded, atomically.
+//
+// Without it, the core writes with Set: two requests of one session are
+// last-writer-wins, and a request that loaded a session before another
+// destroyed it may write it back.
+type Conditional interface {
+	// SetIf stores e under key, as Set does, only if the live entry under
+	// key has Version old. With old == 0 it stores e only if no live entry
+	// is stored under key. Otherwise it stores nothing and returns
+	// ErrConflict. In particular, once a key is deleted or expired, no SetIf
+	// with old != 0 can bring it back.
+	SetIf(ctx context.Context, key string, old uint64, e Entry) error
+}
+
+// Replacer may be implemented by a Store that can move an entry to a new key
+// in one atomic step, so that no observer sees both keys or neither.
+//
+// Without it, the core calls SetIf (or Set) on the new key, then Delete on the
+// old one: for a moment both keys exist.
+type Replacer interface {
+	// Replace stores e under newKey and removes oldKey, only if the live
+	// entry under oldKey has Version old and no live entry is stored under
+	// newKey. Otherwise it changes nothing and returns ErrConflict (also
+	// when oldKey is missing).
+	Replace(ctx context.Context, oldKey string, old uint64, newKey string, e Entry) error
+}
+
+// GetToucher may be implemented by a Store that can read an entry and slide
+// its deadline in one step (one round trip on a networked store).
+//
+// Without it, a load that finds the deadline refresh due costs a Get and a
+// Touch.
+type GetToucher interface {
+	// GetTouch returns the live entry under key, as Get does. If the entry's
+	// Expires is before ifBefore, it first moves Expires to expires (never
+	// past Limit), as Touch does, and the returned entry shows the new
+	// Expires, and touched is true. An entry whose Expires is not before
+	// ifBefore, or is already at its Limit, is not written and touched is
+	// false.
+	GetTouch(ctx context.Context, key string, ifBefore, expires time.Time) (e Entry, touched bool, err error)
+}

@@ -1,0 +1,966 @@
+// Package storetest is a conformance suite for implementations of
+// backend.Store and its optional capabilities, in the manner of
+// testing/slogtest.
+//
+// A store author calls Run from an ordinary test, with a function that
+// returns a fresh, empty-enough store for each case:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) backend.Store {
+//			s, err := mystore.Open(mystore.Options{Addr: addr})
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			t.Cleanup(func() { s.Close() })
+//			return s
+//		})
+//	}
+//
+// Run calls newStore once per case, inside the case's subtest, so t.Cleanup
+// registered there runs when the case ends. Every case is its own subtest,
+// named after the rule it checks; a failing case logs that rule. Cases for the
+// optional capabilities (backend.Conditional, backend.Replacer,
+// backend.GetToucher) run only when the store implements them and are
+// skipped otherwise. Single cases can be selected with go test -run, e.g.
+// -run 'TestConformance/SetIf'.
+//
+// The suite writes only keys of its own, made of a fixed prefix and random
+// characters, so the stores handed to it may share one server (a Redis
+// database, say) with other runs and other data. It never closes the stores.
+//
+// Time-based cases use real time, because a networked store expires entries
+// by its own server's clock: entries get deadlines a few hundred
+// milliseconds ahead and the suite sleeps or polls past them, so the whole
+// suite takes a few seconds. It never asserts how fast a store is: when a
+// store answers so slowly that an entry's deadline has passed before a check
+// could be made, the case is skipped as inconclusive rather than failed.
+// Deadlines are compared at millisecond precision, the precision of Redis's
+// PXAT.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessionx/sessions/backend"
+)
+
+// Time constants of the suite.
+const (
+	// tolerance is how far apart two deadlines may be and still count as
+	// the same: stores may keep them at millisecond precision.
+	tolerance = 2 * time.Millisecond
+
+	// short is how far ahead a deadline is set when a case waits for it.
+	short = 300 * time.Millisecond
+
+	// slack is how long before a deadline a check must have been made for
+	// "not found" to count as a failure rather than a slow store.
+	slack = 50 * time.Millisecond
+
+	// grace is how long after a deadline the suite polls before it
+	// declares that an entry was never removed.
+	grace = 3 * time.Second
+
+	// pollEvery is the polling interval while waiting for an entry to go.
+	pollEvery = 20 * time.Millisecond
+
+	// long is a deadline far enough ahead never to pass during a case.
+	long = time.Hour
+)
+
+// Run runs the conformance suite against the stores made by newStore, each
+// case as a subtest of t on a store of its own. newStore is called from
+// within the subtest with its *testing.T, so it may call t.Fatal when it
+// cannot make a store and t.Cleanup to close it.
+func Run(t *testing.T, newStore func(t *testing.T) backend.Store) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStore(t)
+			if s == nil {
+				t.Fatal("newStore returned nil")
+			}
+			defer func() {
+				if t.Failed() {
+					t.Logf("rule: %s", c.doc)
+				}
+			}()
+			c.run(t, s)
+		})
+	}
+}
+
+// cases is the suite: each case has a name (its subtest's), a one-line
+// statement of the rule it checks, and the check.
+var cases = []struct {
+	name string
+	doc  string
+	run  func(t *testing.T, s backend.Store)
+}{
+	// Store.
+	{"GetMissing", "Get of a key never written returns ErrNotFound and the zero Entry.", testGetMissing},
+	{"SetGet", "Get returns the Value, Version, Expires and Limit given to Set (deadlines at ms precision; a zero Limit stays zero).", testSetGet},
+	{"SetReplaces", "Set replaces the entry stored under the key.", testSetReplaces},
+	{"EmptyValue", "A zero-length or nil Value round trips as a zero-length Value without error.", testEmptyValue},
+	{"SetPastExpires", "Set with an Expires not in the future (past or zero) stores nothing and removes the entry under the key.", testSetPastExpires},
+	{"Expires", "An entry is found before its Expires and gone after it.", testExpires},
+	{"GetReturnsCopy", "The Value returned by Get is the caller's: modifying it does not change the stored entry.", testGetReturnsCopy},
+	{"SetCopiesValue", "Set copies the Value: the caller may reuse the slice afterwards.", testSetCopiesValue},
+	{"TouchExtends", "Touch moves Expires later, so the entry outlives its old deadline, and keeps Value and Version.", testTouchExtends},
+	{"TouchCappedAtLimit", "Touch never moves Expires past Limit, and the entry is gone after Limit.", testTouchCappedAtLimit},
+	{"TouchMissing", "Touch of a missing key returns ErrNotFound and creates nothing.", testTouchMissing},
+	{"TouchPastRemoves", "Touch with an expires not in the future (past or zero) removes the entry.", testTouchPastRemoves},
+	{"Delete", "Delete removes the entry under its key only; deleting a missing key is not an error.", testDelete},
+	{"LargeValue", "A 1 MiB Value round trips byte for byte.", testLargeValue},
+	{"BinaryValue", "A Value holding all 256 byte values round trips byte for byte.", testBinaryValue},
+	{"Concurrent", "Concurrent Set, Get, Touch and Delete are safe, and each goroutine reads back its own last write.", testConcurrent},
+	{"ContextCanceled", "Every method called with a cancelled context returns an error matching context.Canceled and changes nothing.", testContextCanceled},
+
+	// Conditional.
+	{"SetIfCreate", "SetIf with old 0 on a missing key stores the entry.", testSetIfCreate},
+	{"SetIfCreateExisting", "SetIf with old 0 on a live key returns ErrConflict and changes nothing.", testSetIfCreateExisting},
+	{"SetIfMatch", "SetIf with the stored version replaces the entry.", testSetIfMatch},
+	{"SetIfMismatch", "SetIf with another version returns ErrConflict and changes nothing.", testSetIfMismatch},
+	{"SetIfAfterDelete", "Once a key is deleted, SetIf with its old version returns ErrConflict and does not bring it back.", testSetIfAfterDelete},
+	{"SetIfAfterExpiry", "Once a key has expired, SetIf with its old version returns ErrConflict and does not bring it back; SetIf with old 0 creates it.", testSetIfAfterExpiry},
+	{"SetIfPastExpires", "SetIf with the stored version and an Expires in the past removes the entry, as Set does.", testSetIfPastExpires},
+	{"SetIfConcurrent", "Of several concurrent SetIf calls from the same version, exactly one succeeds; the others return ErrConflict.", testSetIfConcurrent},
+
+	// Replacer.
+	{"ReplaceMoves", "Replace stores the new entry under the new key and removes the old key.", testReplaceMoves},
+	{"ReplaceWrongVersion", "Replace with a version other than the old key's returns ErrConflict and changes nothing.", testReplaceWrongVersion},
+	{"ReplaceMissingOld", "Replace of a missing old key returns ErrConflict and does not create the new key.", testReplaceMissingOld},
+	{"ReplaceExistingNew", "Replace onto a live new key returns ErrConflict and changes neither key.", testReplaceExistingNew},
+	{"ReplaceOverExpired", "An expired entry under the new key does not stop Replace.", testReplaceOverExpired},
+
+	// GetToucher.
+	{"GetTouchMissing", "GetTouch of a missing key returns ErrNotFound and creates nothing.", testGetTouchMissing},
+	{"GetTouchDue", "GetTouch of an entry whose Expires is before ifBefore moves Expires and reports touched; the returned entry and a later Get show the new Expires.", testGetTouchDue},
+	{"GetTouchCappedAtLimit", "GetTouch never moves Expires past Limit, and does not write (touched false) an entry already at its Limit.", testGetTouchCappedAtLimit},
+	{"GetTouchNotDue", "GetTouch of an entry whose Expires is not before ifBefore returns it unchanged with touched false.", testGetTouchNotDue},
+}
+
+// ---- Store cases ----
+
+func testGetMissing(t *testing.T, s backend.Store) {
+	key := newKey(t)
+	e, err := s.Get(t.Context(), key)
+	if !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("Get(missing) error = %v, want ErrNotFound", err)
+	}
+	if e.Value != nil || !e.Expires.IsZero() || !e.Limit.IsZero() || e.Version != 0 {
+		t.Errorf("Get(missing) entry = %+v, want the zero Entry", e)
+	}
+}
+
+func testSetGet(t *testing.T, s backend.Store) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		e    backend.Entry
+	}{
+		{"no limit", backend.Entry{Value: []byte("session one"), Expires: now.Add(long), Version: 1}},
+		{"limit", backend.Entry{Value: []byte("session two"), Expires: now.Add(long), Limit: now.Add(2 * long), Version: 7}},
+		{"sub-ms deadlines", backend.Entry{Value: []byte("x"), Expires: now.Add(long + 123456789), Limit: now.Add(2*long + 987654321), Version: 2}},
+		{"max version", backend.Entry{Value: []byte("y"), Expires: now.Add(long), Version: math.MaxUint64}},
+	} {
+		key := newKey(t)
+		mustSet(t, s, key, tc.e)
+		got := mustGet(t, s, key)
+		checkEntry(t, tc.name, got, tc.e)
+	}
+}
+
+func testSetReplaces(t *testing.T, s backend.Store) {
+	key := newKey(t)
+	now := time.Now()
+	mustSet(t, s, key, backend.Entry{Value: []byte("first"), Expires: now.Add(long), Limit: now.Add(2 * long), Version: 1})
+	second := backend.Entry{Value: []byte("second, longer"), Expires: now.Add(2 * long), Version: 2}
+	mustSet(t, s, key, second)
+	checkEntry(t, "after second Set", mustGet(t, s, key), second)
+}
+
+func testEmptyValue(t *testing.T, s backend.Store) {
+	for _, tc := range []struct {
+		name  string
+		value []byte
+	}{
+		{"empty", []byte{}},
+		{"nil", nil},
+	} {
+		key := newKey(t)
+		mustSet(t, s, key, backend.Entry{Value: tc.value, Expires: time.Now().Add(long), Version: 3})
+		got, err := s.Get(t.Context(), key)
+		if err != nil {
+			t.Errorf("%s value: Get error = %v, want nil", tc.name, err)
+			continue
+		}
+		if len(got.Value) != 0 || got.Version != 3 {
+			t.Errorf("%s value: Get = value %q version %d, want empty value version 3", tc.name, got.Value, got.Version)
+		}
+	}
+}
+
+func testSetPastExpires(t *testing.T, s backend.Store) {
+	for _, tc := range []struct {
+		name    string
+		expires time.Time
+	}{
+		{"past", time.Now().Add(-time.Second)},
+		{"long past", time.Now().Add(-365 * 24 * time.Hour)},
+		{"zero", time.Time{}},
+	} {
+		// On a missing key: nothing is stored.
+		key := newKey(t)
+		mustSet(t, s, key, backend.Entry{Value: []byte("v"), Expires: tc.expires, Version: 1})
+		wantNotFound(t, s, key, tc.name+" Expires on a missing key")
+
+		// On an existing key: the entry is removed.
+		key = newKey(t)
+		mustSet(t, s, key, backend.Entry{Value: []byte("v"), Expires: time.Now().Add(long), Version: 1})
+		mustSet(t, s, key, backend.Entry{Value: []byte("w"), Expires: tc.expires, Version: 2})
+		wantNotFound(t, s, key, tc.name+" Expires on an existing key")
+	}
+}
+
+func testExpires(t *testing.T, s backend.Store) {
+	key := newKey(t)
+	deadline := time.Now().Add(short)
+	want := backend.Entry{Value: []byte("short-lived"), Expires: deadline, Version: 1}
+	mustSet(t, s, key, want)
+	got, err := s.Get(t.Context(), key)
+	inconclusiveIfLate(t, err, deadline)
+	if err != nil {
+		t.Fatalf("Get before the deadline: %v", err)
+	}
+	checkEntry(t, "before the deadline", got, want)
+	waitGone(t, s, key, deadline)
+}
+
+func testGetReturnsCopy(t *testing.T, s backend.Store) {
+	key := newKey(t)
+	mustSet(t, s, key, backend.Entry{Value: []byte("original"), Expires: time.Now().Add(long), Version: 1})
+	got := mustGet(t, s, key)
+	for i := range got.Value {
+		got.Value[i] = 'X'
+	}
+	got.Value = append(got.Value[:0], "appended"...)
+	if again := mustGet(t, s, key); string(again.Value) != "original" {
+		t.Errorf("after modifying the slice returned by Get, Get = %q, want %q", again.Value, "original")
+	}
+}
+
+func testSetCopiesValue(t *testing.T, s backend.Store) {
+	key := newKey(t)
+	buf := []byte("original")
+	mustSet(t, s, key, backend.Entry{Value: buf, Expires: time.Now().Add(long), Version: 1})
+	copy(buf, "XXXXXXXX")
+	if got := mustGet(t, s, key); string(got.Value) != "original" {
+		t.Errorf("after overwriting the slice given to Set, Get = %q, want %q", got.Value, "original")
+	}
+}
+
+func testTouchExtends(t *testing.T, s backend.Store) {
+	key := newKey(t)
+	first := time.Now().Add(short)
+	mustSet(t, s, key, backend.Entry{Value: []byte("touched"), Expires: first, Version: 5})
+	later := time.Now().Add(10 * short)
+	err := s.Touch(t.Context(), key, later)
+	inconclusiveIfLate(t, err, first)
+	if err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	time.Sleep(time.Until(first.Add(short / 2)))
+	got, err := s.Get(t.Context(), key)
+	inconclusiveIfLate(t, err, later)
+	if err != nil {
+		t.Fatalf("Get after the original deadline: %v, want the touched entry", err)
+	}
+	checkEntry(t, "after Touch", got, backend.Entry{Value: []byte("touched"), Expires: later, Version: 5})
+}
+
+func testTouchCappedAtLimit(t *testing.T, s backend.Store) {
+	key := newKey(t)
+	now := time.Now()
+	first, limit := now.Add(short), now.Add(2*short)
+	mustSet(t, s, key, backend.Entry{Value: []byte("limited"), Expires: first, Limit: limit, Version: 2})
+
+	// Below the Limit, Touch moves Expires where asked.
+	within := limit.Add(-short / 2)
+	err := s.Touch(t.Context(), key, within)
+	inconclusiveIfLate(t, err, first)
+	if err != nil {
+		t.Fatalf("Touch below Limit: %v", err)
+	}
+	got, err := s.Get(t.Context(), key)
+	inconclusiveIfLate(t, err, within)
+	if err != nil {
+		t.Fatalf("Get after Touch below Limit: %v", err)
+	}
+	checkEntry(t, "after Touch below Limit", got, backend.Entry{Value: []byte("limited"), Expires: within, Limit: limit, Version: 2})
+
+	// Past the Limit, Touch stops at the Limit.
+	err = s.Touch(t.Context(), key, time.Now().Add(long))
+	inconclusiveIfLate(t, err, within)
+	if err != nil {
+		t.Fatalf("Touch past Limit: %v", err)
+	}
+	got, err = s.Get(t.Context(), key)
+	inconclusiveIfLate(t, err, limit)
+	if err != nil {
+		t.Fatalf("Get after Touch past Limit: %v", err)
+	}
+	checkEntry(t, "after Touch past Limit", got, backend.Entry{Value: []byte("limited"), Expires: limit, Limit: limit, Version: 2})
+	waitGone(t, s, key, limit)
+}
+
+func testTouchMissing(t *testing.T, s backend.Store) {
+	key := newKey(t)
+	if err := s.Touch(t.Context(), key, time.Now().Add(long)); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Touch(missing) error = %v, want ErrNotFound", err)
+	}
+	wantNotFound(t, s, key, "after Touch of a missing key")
+}
+
+func testTouchPastRemoves(t *testing.T, s backend.Store) {
+	for _, tc := range []struct {
+		name    string
+		expires time.Time
+	}{
+		{"past", time.Now().Add(-time.Second)},
+		{"zero", time.Time{}},
+	} {
+		key := newKey(t)
+		mustSet(t, s, key, backend.Entry{Value: []byte("v"), Expires: time.Now().Add(long), Version: 1})
+		if err := s.Touch(t.Context(), key, tc.expires); err != nil {
+			t.Errorf("Touch(%s expires) error = %v, want nil", tc.name, err)
+		}
+		wantNotFound(t, s, key, "after Touch with "+tc.name+" expires")
+	}
+}
+
+func testDelete(t *testing.T, s backend.Store) {
+	key, other := newKey(t), newKey(t)
+	e := backend.Entry{Value: []byte("v"), Expires: time.Now().Add(long), Version: 1}
+	mustSet(t, s, key, e)
+	mustSet(t, s, other, e)
+	if err := s.Delete(t.Context(), key); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	wantNotFound(t, s, key, "after Delete")
+	checkEntry(t, "other key after Delete", mustGet(t, s, other), e)
+	if err := s.Delete(t.Context(), key); err != nil {
+		t.Errorf("Delete of a deleted key: %v, want nil", err)
+	}
+	if err := s.Delete(t.Context(), newKey(t)); err != nil {
+		t.Errorf("Delete of a key never written: %v, want nil", err)
+	}
+}
+
+func testLargeValue(t *testing.T, s backend.Store) {
+	key := newKey(t)
+	value := make([]byte, 1<<20)
+	rand.Read(value)
+	want := backend.Entry{Value: value, Expires: time.Now().Add(long), Version: 1}
+	mustSet(t, s, key, want)
+	checkEntry(t, "1 MiB value", mustGet(t, s, key), want)
+}
+
+func testBinaryValue(t *testing.T, s backend.Store) {
+	key := newKey(t)
+	value := make([]byte, 0, 512)
+	for i := range 256 {
+		value = append(value, byte(i))
+	}
+	for i := range 256 {
+		value = append(value, byte(255-i))
+	}
+	want := backend.Entry{Value: value, Expires: time.Now().Add(long), Version: 1}
+	mustSet(t, s, key, want)
+	checkEntry(t, "binary value", mustGet(t, s, key), want)
+}
+
+func testConcurrent(t *testing.T, s backend.Store) {
+	const (
+		goroutines = 16
+		ops        = 100
+	)
+	ctx := t.Context()
+	shared := make([]string, 4)
+	for i := range shared {
+		shared[i] = newKey(t)
+	}
+	own := make([]string, goroutines)
+	for i := range own {
+		own[i] = newKey(t)
+	}
+	// okOrNotFound accepts the outcomes of an operation on a shared key,
+	// which another goroutine may have deleted.
+	okOrNotFound := func(g, i int, op string, err error) {
+		if err != nil && !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("goroutine %d op %d: %s on a shared key: %v", g, i, op, err)
+		}
+	}
+
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for g := range goroutines {
+		wg.Go(func() {
+			<-start
+			key := own[g]
+			var last []byte // nil: own key absent
+			// Ops run in blocks of six; every third block deletes the own
+			// key at its end and the next one reads it back as missing.
+			for i := range ops {
+				exp := time.Now().Add(long)
+				block := i / 6
+				sk := shared[(g+i)%len(shared)]
+				switch i % 6 {
+				case 0:
+					if block%3 == 2 {
+						break // leave the own key deleted for this block
+					}
+					v := fmt.Appendf(nil, "goroutine %d op %d", g, i)
+					if err := s.Set(ctx, key, backend.Entry{Value: v, Expires: exp, Version: uint64(i + 1)}); err != nil {
+						t.Errorf("goroutine %d op %d: Set: %v", g, i, err)
+						return
+					}
+					last = v
+				case 1, 4:
+					e, err := s.Get(ctx, key)
+					switch {
+					case last == nil && !errors.Is(err, backend.ErrNotFound):
+						t.Errorf("goroutine %d op %d: Get of own deleted key = %q, %v; want ErrNotFound", g, i, e.Value, err)
+					case last != nil && (err != nil || !bytes.Equal(e.Value, last)):
+						t.Errorf("goroutine %d op %d: Get of own key = %q, %v; want %q", g, i, e.Value, err, last)
+					}
+				case 2:
+					err := s.Touch(ctx, key, exp)
+					if last == nil && !errors.Is(err, backend.ErrNotFound) || last != nil && err != nil {
+						t.Errorf("goroutine %d op %d: Touch of own key (present: %t): %v", g, i, last != nil, err)
+					}
+				case 3:
+					switch block % 4 {
+					case 0:
+						okOrNotFound(g, i, "Set", s.Set(ctx, sk, backend.Entry{Value: []byte{byte(g)}, Expires: exp, Version: 1}))
+					case 1:
+						_, err := s.Get(ctx, sk)
+						okOrNotFound(g, i, "Get", err)
+					case 2:
+						okOrNotFound(g, i, "Touch", s.Touch(ctx, sk, exp))
+					case 3:
+						okOrNotFound(g, i, "Delete", s.Delete(ctx, sk))
+					}
+				case 5:
+					if block%3 == 1 {
+						if err := s.Delete(ctx, key); err != nil {
+							t.Errorf("goroutine %d op %d: Delete of own key: %v", g, i, err)
+						}
+						last = nil
+					} else {
+						_, err := s.Get(ctx, sk)
+						okOrNotFound(g, i, "Get", err)
+					}
+				}
+			}
+			e, err := s.Get(ctx, key)
+			switch {
+			case last == nil && !errors.Is(err, backend.ErrNotFound):
+				t.Errorf("goroutine %d: final Get of own deleted key = %q, %v; want ErrNotFound", g, e.Value, err)
+			case last != nil && (err != nil || !bytes.Equal(e.Value, last)):
+				t.Errorf("goroutine %d: final Get of own key = %q, %v; want %q", g, e.Value, err, last)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
+func testContextCanceled(t *testing.T, s backend.Store) {
+	key, newK := newKey(t), newKey(t)
+	want := backend.Entry{Value: []byte("kept"), Expires: time.Now().Add(long), Version: 4}
+	mustSet(t, s, key, want)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	other := backend.Entry{Value: []byte("changed"), Expires: time.Now().Add(2 * long), Version: 5}
+	type call struct {
+		name string
+		call func() error
+	}
+	calls := []call{
+		{"Get", func() error { _, err := s.Get(ctx, key); return err }},
+		{"Set", func() error { return s.Set(ctx, key, other) }},
+		{"Touch", func() error { return s.Touch(ctx, key, time.Now().Add(2*long)) }},
+		{"Delete", func() error { return s.Delete(ctx, key) }},
+	}
+	if c, ok := s.(backend.Conditional); ok {
+		calls = append(calls, call{"SetIf", func() error { return c.SetIf(ctx, key, 4, other) }})
+	}
+	if r, ok := s.(backend.Replacer); ok {
+		calls = append(calls, call{"Replace", func() error { return r.Replace(ctx, key, 4, newK, other) }})
+	}
+	if g, ok := s.(backend.GetToucher); ok {
+		calls = append(calls, call{"GetTouch", func() error {
+			_, _, err := g.GetTouch(ctx, key, time.Now().Add(3*long), time.Now().Add(4*long))
+			return err
+		}})
+	}
+	for _, c := range calls {
+		if err := c.call(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a cancelled context: error = %v, want one matching context.Canceled", c.name, err)
+		}
+	}
+	checkEntry(t, "after calls with a cancelled context", mustGet(t, s, key), want)
+	wantNotFound(t, s, newK, "new key of a Replace with a cancelled context")
+}
+
+// ---- Conditional cases ----
+
+func testSetIfCreate(t *testing.T, s backend.Store) {
+	c := conditional(t, s)
+	key := newKey(t)
+	want := backend.Entry{Value: []byte("created"), Expires: time.Now().Add(long), Version: 1}
+	if err := c.SetIf(t.Context(), key, 0, want); err != nil {
+		t.Fatalf("SetIf(old 0) on a missing key: %v", err)
+	}
+	checkEntry(t, "after SetIf(old 0)", mustGet(t, s, key), want)
+}
+
+func testSetIfCreateExisting(t *testing.T, s backend.Store) {
+	c := conditional(t, s)
+	key := newKey(t)
+	want := backend.Entry{Value: []byte("existing"), Expires: time.Now().Add(long), Version: 1}
+	mustSet(t, s, key, want)
+	err := c.SetIf(t.Context(), key, 0, backend.Entry{Value: []byte("intruder"), Expires: time.Now().Add(2 * long), Version: 1})
+	if !errors.Is(err, backend.ErrConflict) {
+		t.Errorf("SetIf(old 0) on a live key: error = %v, want ErrConflict", err)
+	}
+	checkEntry(t, "after conflicting SetIf", mustGet(t, s, key), want)
+}
+
+func testSetIfMatch(t *testing.T, s backend.Store) {
+	c := conditional(t, s)
+	key := newKey(t)
+	mustSet(t, s, key, backend.Entry{Value: []byte("v1"), Expires: time.Now().Add(long), Version: 1})
+	want := backend.Entry{Value: []byte("v2"), Expires: time.Now().Add(2 * long), Limit: time.Now().Add(3 * long), Version: 2}
+	if err := c.SetIf(t.Context(), key, 1, want); err != nil {
+		t.Fatalf("SetIf with the stored version: %v", err)
+	}
+	checkEntry(t, "after SetIf", mustGet(t, s, key), want)
+	want3 := backend.Entry{Value: []byte("v3"), Expires: time.Now().Add(long), Version: 3}
+	if err := c.SetIf(t.Context(), key, 2, want3); err != nil {
+		t.Fatalf("second SetIf with the stored version: %v", err)
+	}
+	checkEntry(t, "after second SetIf", mustGet(t, s, key), want3)
+}
+
+func testSetIfMismatch(t *testing.T, s backend.Store) {
+	c := conditional(t, s)
+	key := newKey(t)
+	want := backend.Entry{Value: []byte("v5"), Expires: time.Now().Add(long), Version: 5}
+	mustSet(t, s, key, want)
+	for _, old := range []uint64{4, 6, 1, math.MaxUint64} {
+		err := c.SetIf(t.Context(), key, old, backend.Entry{Value: []byte("stale"), Expires: time.Now().Add(2 * long), Version: old + 1})
+		if !errors.Is(err, backend.ErrConflict) {
+			t.Errorf("SetIf(old %d) on version 5: error = %v, want ErrConflict", old, err)
+		}
+	}
+	checkEntry(t, "after conflicting SetIfs", mustGet(t, s, key), want)
+}
+
+func testSetIfAfterDelete(t *testing.T, s backend.Store) {
+	c := conditional(t, s)
+	key := newKey(t)
+	mustSet(t, s, key, backend.Entry{Value: []byte("v1"), Expires: time.Now().Add(long), Version: 1})
+	if err := s.Delete(t.Context(), key); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	err := c.SetIf(t.Context(), key, 1, backend.Entry{Value: []byte("zombie"), Expires: time.Now().Add(long), Version: 2})
+	if !errors.Is(err, backend.ErrConflict) {
+		t.Errorf("SetIf(old 1) after Delete: error = %v, want ErrConflict", err)
+	}
+	wantNotFound(t, s, key, "after SetIf on a deleted key")
+}
+
+func testSetIfAfterExpiry(t *testing.T, s backend.Store) {
+	c := conditional(t, s)
+	key := newKey(t)
+	deadline := time.Now().Add(short)
+	mustSet(t, s, key, backend.Entry{Value: []byte("v1"), Expires: deadline, Version: 1})
+	waitGone(t, s, key, deadline)
+	err := c.SetIf(t.Context(), key, 1, backend.Entry{Value: []byte("zombie"), Expires: time.Now().Add(long), Version: 2})
+	if !errors.Is(err, backend.ErrConflict) {
+		t.Errorf("SetIf(old 1) after expiry: error = %v, want ErrConflict", err)
+	}
+	wantNotFound(t, s, key, "after SetIf(old 1) on an expired key")
+
+	want := backend.Entry{Value: []byte("fresh"), Expires: time.Now().Add(long), Version: 1}
+	if err := c.SetIf(t.Context(), key, 0, want); err != nil {
+		t.Fatalf("SetIf(old 0) on an expired key: %v", err)
+	}
+	checkEntry(t, "after SetIf(old 0) on an expired key", mustGet(t, s, key), want)
+}
+
+func testSetIfPastExpires(t *testing.T, s backend.Store) {
+	c := conditional(t, s)
+	key := newKey(t)
+	want := backend.Entry{Value: []byte("v1"), Expires: time.Now().Add(long), Version: 1}
+	mustSet(t, s, key, want)
+	past := backend.Entry{Value: []byte("v2"), Expires: time.Now().Add(-time.Second), Version: 2}
+	if err := c.SetIf(t.Context(), key, 9, past); !errors.Is(err, backend.ErrConflict) {
+		t.Errorf("SetIf(old 9, past Expires) on version 1: error = %v, want ErrConflict", err)
+	}
+	checkEntry(t, "after conflicting SetIf with past Expires", mustGet(t, s, key), want)
+	if err := c.SetIf(t.Context(), key, 1, past); err != nil {
+		t.Errorf("SetIf(old 1, past Expires) on version 1: %v", err)
+	}
+	wantNotFound(t, s, key, "after SetIf with past Expires")
+}
+
+func testSetIfConcurrent(t *testing.T, s backend.Store) {
+	c := conditional(t, s)
+	const racers = 8
+	key := newKey(t)
+	mustSet(t, s, key, backend.Entry{Value: []byte("base"), Expires: time.Now().Add(long), Version: 1})
+
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		won    []int
+		others []error
+	)
+	start := make(chan struct{})
+	for g := range racers {
+		wg.Go(func() {
+			<-start
+			err := c.SetIf(t.Context(), key, 1, backend.Entry{Value: fmt.Appendf(nil, "racer %d", g), Expires: time.Now().Add(long), Version: 2})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won = append(won, g)
+			case !errors.Is(err, backend.ErrConflict):
+				others = append(others, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, err := range others {
+		t.Errorf("racing SetIf: error = %v, want nil or ErrConflict", err)
+	}
+	if len(won) != 1 {
+		t.Fatalf("%d of %d racing SetIf calls from version 1 succeeded (racers %v), want exactly 1", len(won), racers, won)
+	}
+	got := mustGet(t, s, key)
+	if want := fmt.Sprintf("racer %d", won[0]); string(got.Value) != want || got.Version != 2 {
+		t.Errorf("after the race Get = %q version %d, want %q version 2 (the winner's)", got.Value, got.Version, want)
+	}
+}
+
+// ---- Replacer cases ----
+
+func testReplaceMoves(t *testing.T, s backend.Store) {
+	r := replacer(t, s)
+	oldKey, newK := newKey(t), newKey(t)
+	mustSet(t, s, oldKey, backend.Entry{Value: []byte("before"), Expires: time.Now().Add(long), Version: 3})
+	want := backend.Entry{Value: []byte("after"), Expires: time.Now().Add(2 * long), Limit: time.Now().Add(3 * long), Version: 4}
+	if err := r.Replace(t.Context(), oldKey, 3, newK, want); err != nil {
+		t.Fatalf("Replace: %v", err)
+	}
+	checkEntry(t, "new key after Replace", mustGet(t, s, newK), want)
+	wantNotFound(t, s, oldKey, "old key after Replace")
+}
+
+func testReplaceWrongVersion(t *testing.T, s backend.Store) {
+	r := replacer(t, s)
+	oldKey, newK := newKey(t), newKey(t)
+	want := backend.Entry{Value: []byte("before"), Expires: time.Now().Add(long), Version: 3}
+	mustSet(t, s, oldKey, want)
+	for _, old := range []uint64{2, 4} {
+		err := r.Replace(t.Context(), oldKey, old, newK, backend.Entry{Value: []byte("after"), Expires: time.Now().Add(long), Version: old + 1})
+		if !errors.Is(err, backend.ErrConflict) {
+			t.Errorf("Replace(old %d) of version 3: error = %v, want ErrConflict", old, err)
+		}
+	}
+	checkEntry(t, "old key after conflicting Replace", mustGet(t, s, oldKey), want)
+	wantNotFound(t, s, newK, "new key after conflicting Replace")
+}
+
+func testReplaceMissingOld(t *testing.T, s backend.Store) {
+	r := replacer(t, s)
+	oldKey, newK := newKey(t), newKey(t)
+	err := r.Replace(t.Context(), oldKey, 1, newK, backend.Entry{Value: []byte("after"), Expires: time.Now().Add(long), Version: 2})
+	if !errors.Is(err, backend.ErrConflict) {
+		t.Errorf("Replace of a missing old key: error = %v, want ErrConflict", err)
+	}
+	wantNotFound(t, s, newK, "new key after Replace of a missing old key")
+	wantNotFound(t, s, oldKey, "old key after Replace of a missing old key")
+}
+
+func testReplaceExistingNew(t *testing.T, s backend.Store) {
+	r := replacer(t, s)
+	oldKey, newK := newKey(t), newKey(t)
+	wantOld := backend.Entry{Value: []byte("old"), Expires: time.Now().Add(long), Version: 3}
+	wantNew := backend.Entry{Value: []byte("squatter"), Expires: time.Now().Add(long), Version: 9}
+	mustSet(t, s, oldKey, wantOld)
+	mustSet(t, s, newK, wantNew)
+	err := r.Replace(t.Context(), oldKey, 3, newK, backend.Entry{Value: []byte("after"), Expires: time.Now().Add(2 * long), Version: 4})
+	if !errors.Is(err, backend.ErrConflict) {
+		t.Errorf("Replace onto a live new key: error = %v, want ErrConflict", err)
+	}
+	checkEntry(t, "old key after conflicting Replace", mustGet(t, s, oldKey), wantOld)
+	checkEntry(t, "new key after conflicting Replace", mustGet(t, s, newK), wantNew)
+
+	// The degenerate move onto itself conflicts too: the key is live.
+	err = r.Replace(t.Context(), oldKey, 3, oldKey, backend.Entry{Value: []byte("self"), Expires: time.Now().Add(2 * long), Version: 4})
+	if !errors.Is(err, backend.ErrConflict) {
+		t.Errorf("Replace of a key onto itself: error = %v, want ErrConflict", err)
+	}
+	checkEntry(t, "key after Replace onto itself", mustGet(t, s, oldKey), wantOld)
+}
+
+func testReplaceOverExpired(t *testing.T, s backend.Store) {
+	r := replacer(t, s)
+	oldKey, newK := newKey(t), newKey(t)
+	deadline := time.Now().Add(short)
+	mustSet(t, s, newK, backend.Entry{Value: []byte("expiring"), Expires: deadline, Version: 1})
+	mustSet(t, s, oldKey, backend.Entry{Value: []byte("old"), Expires: time.Now().Add(long), Version: 3})
+	waitGone(t, s, newK, deadline)
+	want := backend.Entry{Value: []byte("after"), Expires: time.Now().Add(long), Version: 4}
+	if err := r.Replace(t.Context(), oldKey, 3, newK, want); err != nil {
+		t.Fatalf("Replace onto an expired new key: %v", err)
+	}
+	checkEntry(t, "new key after Replace", mustGet(t, s, newK), want)
+	wantNotFound(t, s, oldKey, "old key after Replace")
+}
+
+// ---- GetToucher cases ----
+
+func testGetTouchMissing(t *testing.T, s backend.Store) {
+	g := getToucher(t, s)
+	key := newKey(t)
+	now := time.Now()
+	if _, touched, err := g.GetTouch(t.Context(), key, now.Add(long), now.Add(2*long)); !errors.Is(err, backend.ErrNotFound) || touched {
+		t.Errorf("GetTouch(missing) = touched %t, error %v; want false, ErrNotFound", touched, err)
+	}
+	wantNotFound(t, s, key, "after GetTouch of a missing key")
+}
+
+func testGetTouchDue(t *testing.T, s backend.Store) {
+	g := getToucher(t, s)
+	key := newKey(t)
+	now := time.Now()
+	mustSet(t, s, key, backend.Entry{Value: []byte("due"), Expires: now.Add(long), Version: 6})
+	moved := now.Add(10 * long)
+	got, touched, err := g.GetTouch(t.Context(), key, now.Add(2*long), moved)
+	if err != nil {
+		t.Fatalf("GetTouch: %v", err)
+	}
+	if !touched {
+		t.Errorf("GetTouch of an entry due for a refresh: touched = false, want true")
+	}
+	want := backend.Entry{Value: []byte("due"), Expires: moved, Version: 6}
+	checkEntry(t, "entry returned by GetTouch", got, want)
+	checkEntry(t, "Get after GetTouch", mustGet(t, s, key), want)
+}
+
+func testGetTouchCappedAtLimit(t *testing.T, s backend.Store) {
+	g := getToucher(t, s)
+	key := newKey(t)
+	// Millisecond times, so that a store keeping deadlines at millisecond
+	// precision sees Expires reach Limit exactly.
+	now := time.Now().Truncate(time.Millisecond)
+	limit := now.Add(5 * long)
+	mustSet(t, s, key, backend.Entry{Value: []byte("capped"), Expires: now.Add(long), Limit: limit, Version: 6})
+	want := backend.Entry{Value: []byte("capped"), Expires: limit, Limit: limit, Version: 6}
+
+	got, touched, err := g.GetTouch(t.Context(), key, now.Add(2*long), now.Add(10*long))
+	if err != nil {
+		t.Fatalf("GetTouch: %v", err)
+	}
+	if !touched {
+		t.Errorf("GetTouch of an entry due for a refresh: touched = false, want true")
+	}
+	checkEntry(t, "entry returned by GetTouch", got, want)
+	checkEntry(t, "Get after GetTouch", mustGet(t, s, key), want)
+
+	// Now at its Limit, the entry is due (Expires before ifBefore) but
+	// cannot move: it is not written.
+	got, touched, err = g.GetTouch(t.Context(), key, now.Add(6*long), now.Add(10*long))
+	if err != nil {
+		t.Fatalf("GetTouch of an entry at its Limit: %v", err)
+	}
+	if touched {
+		t.Errorf("GetTouch of an entry at its Limit: touched = true, want false")
+	}
+	checkEntry(t, "entry returned by GetTouch at Limit", got, want)
+	checkEntry(t, "Get after GetTouch at Limit", mustGet(t, s, key), want)
+}
+
+func testGetTouchNotDue(t *testing.T, s backend.Store) {
+	g := getToucher(t, s)
+	key := newKey(t)
+	// Millisecond times, so that a store keeping deadlines at millisecond
+	// precision sees ifBefore equal to Expires too.
+	now := time.Now().Truncate(time.Millisecond)
+	want := backend.Entry{Value: []byte("fresh"), Expires: now.Add(10 * long), Version: 6}
+	mustSet(t, s, key, want)
+	for _, tc := range []struct {
+		name     string
+		ifBefore time.Time
+	}{
+		{"ifBefore earlier than Expires", now.Add(long)},
+		{"ifBefore equal to Expires", want.Expires},
+	} {
+		got, touched, err := g.GetTouch(t.Context(), key, tc.ifBefore, now.Add(20*long))
+		if err != nil {
+			t.Fatalf("GetTouch (%s): %v", tc.name, err)
+		}
+		if touched {
+			t.Errorf("GetTouch (%s): touched = true, want false", tc.name)
+		}
+		checkEntry(t, "entry returned by GetTouch ("+tc.name+")", got, want)
+		checkEntry(t, "Get after GetTouch ("+tc.name+")", mustGet(t, s, key), want)
+	}
+}
+
+// ---- helpers ----
+
+// newKey returns a key no other run of the suite uses.
+func newKey(t *testing.T) string {
+	t.Helper()
+	return "storetest:" + rand.Text()
+}
+
+func conditional(t *testing.T, s backend.Store) backend.Conditional {
+	t.Helper()
+	c, ok := s.(backend.Conditional)
+	if !ok {
+		t.Skip("store does not implement backend.Conditional")
+	}
+	return c
+}
+
+func replacer(t *testing.T, s backend.Store) backend.Replacer {
+	t.Helper()
+	r, ok := s.(backend.Replacer)
+	if !ok {
+		t.Skip("store does not implement backend.Replacer")
+	}
+	return r
+}
+
+func getToucher(t *testing.T, s backend.Store) backend.GetToucher {
+	t.Helper()
+	g, ok := s.(backend.GetToucher)
+	if !ok {
+		t.Skip("store does not implement backend.GetToucher")
+	}
+	return g
+}
+
+func mustSet(t *testing.T, s backend.Store, key string, e backend.Entry) {
+	t.Helper()
+	if err := s.Set(t.Context(), key, e); err != nil {
+		t.Fatalf("Set(%q): %v", key, err)
+	}
+}
+
+func mustGet(t *testing.T, s backend.Store, key string) backend.Entry {
+	t.Helper()
+	e, err := s.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	return e
+}
+
+// wantNotFound checks that Get of key reports ErrNotFound.
+func wantNotFound(t *testing.T, s backend.Store, key, when string) {
+	t.Helper()
+	if e, err := s.Get(t.Context(), key); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("%s: Get = %s, error %v; want ErrNotFound", when, describe(e), err)
+	}
+}
+
+// inconclusiveIfLate skips the test when err is ErrNotFound but the call
+// returned too close to (or after) deadline to tell a wrong answer from a
+// slow store.
+func inconclusiveIfLate(t *testing.T, err error, deadline time.Time) {
+	t.Helper()
+	if errors.Is(err, backend.ErrNotFound) && !time.Now().Before(deadline.Add(-slack)) {
+		t.Skipf("inconclusive: the store answered ErrNotFound %v before the entry's deadline, too late to tell; rerun on a less loaded machine",
+			time.Until(deadline).Round(time.Millisecond))
+	}
+}
+
+// waitGone polls until Get of key reports ErrNotFound, failing the test when
+// the entry outlives deadline by more than grace.
+func waitGone(t *testing.T, s backend.Store, key string, deadline time.Time) {
+	t.Helper()
+	time.Sleep(time.Until(deadline))
+	giveUp := deadline.Add(grace)
+	for {
+		e, err := s.Get(t.Context(), key)
+		switch {
+		case errors.Is(err, backend.ErrNotFound):
+			return
+		case err != nil:
+			t.Fatalf("Get while waiting for the entry to expire: %v", err)
+		case time.Now().After(giveUp):
+			t.Fatalf("entry still found %v after its deadline: %s", grace, describe(e))
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// checkEntry reports the differences between got and want: Value byte for
+// byte, Version exactly, Expires and Limit within tolerance.
+func checkEntry(t *testing.T, what string, got, want backend.Entry) {
+	t.Helper()
+	if !bytes.Equal(got.Value, want.Value) {
+		t.Errorf("%s: Value = %s, want %s", what, describeValue(got.Value), describeValue(want.Value))
+	}
+	if got.Version != want.Version {
+		t.Errorf("%s: Version = %d, want %d", what, got.Version, want.Version)
+	}
+	if !sameInstant(got.Expires, want.Expires) {
+		t.Errorf("%s: Expires = %v, want %v (within %v)", what, got.Expires, want.Expires, tolerance)
+	}
+	switch {
+	case want.Limit.IsZero() && !got.Limit.IsZero():
+		t.Errorf("%s: Limit = %v, want the zero time (no limit)", what, got.Limit)
+	case !want.Limit.IsZero() && !sameInstant(got.Limit, want.Limit):
+		t.Errorf("%s: Limit = %v, want %v (within %v)", what, got.Limit, want.Limit, tolerance)
+	}
+}
+
+// sameInstant reports whether a and b are within tolerance of each other.
+func sameInstant(a, b time.Time) bool {
+	if a.IsZero() || b.IsZero() {
+		return a.IsZero() == b.IsZero()
+	}
+	d := a.Sub(b)
+	return -tolerance <= d && d <= tolerance
+}
+
+func describe(e backend.Entry) string {
+	return fmt.Sprintf("{Value: %s, Expires: %v, Limit: %v, Version: %d}", describeValue(e.Value), e.Expires, e.Limit, e.Version)
+}
+
+func describeValue(v []byte) string {
+	if len(v) > 64 {
+		return fmt.Sprintf("%d bytes starting %q", len(v), v[:32])
+	}
+	return fmt.Sprintf("%q", v)
+}

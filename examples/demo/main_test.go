@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionx/sessions"
+)
+
+type client struct {
+	t    *testing.T
+	base string
+	http *http.Client
+}
+
+func newClient(t *testing.T, base string) *client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &client{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+}
+
+// call sends a request and decodes the JSON answer.
+func (c *client) call(method, path string, form url.Values) (int, map[string]any) {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		c.t.Fatalf("%s %s: body is not JSON: %v", method, path, err)
+	}
+	return resp.StatusCode, v
+}
+
+func (c *client) cookie() string {
+	u, _ := url.Parse(c.base)
+	for _, ck := range c.http.Jar.Cookies(u) {
+		if ck.Name == "demo_session" {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+func newTestServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	mgr, err := sessions.New[Visit](sessions.Config{Cookie: sessions.CookieConfig{Name: "demo_session", Insecure: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(newApp(mgr))
+	t.Cleanup(func() { srv.Close(); mgr.Close() })
+	return srv
+}
+
+func TestAPIContract(t *testing.T) {
+	srv := newTestServer(t)
+	c := newClient(t, srv.URL)
+
+	steps := []struct {
+		method, path string
+		form         url.Values
+		wantCode     int
+		want         map[string]any
+	}{
+		{"GET", "/api/me", nil, 401, nil},
+		{"GET", "/api/visit", nil, 200, map[string]any{"visits": 1.0, "user": ""}},
+		{"GET", "/api/visit", nil, 200, map[string]any{"visits": 2.0, "user": ""}},
+		{"POST", "/api/login", url.Values{"user": {""}}, 400, nil},
+		{"POST", "/api/login", url.Values{"user": {"ann"}}, 200, map[string]any{"user": "ann"}},
+		{"GET", "/api/me", nil, 200, map[string]any{"user": "ann"}},
+		{"GET", "/api/visit", nil, 200, map[string]any{"visits": 3.0, "user": "ann"}},
+		{"POST", "/api/logout", nil, 200, map[string]any{"user": ""}},
+		{"GET", "/api/me", nil, 401, nil},
+		{"GET", "/api/visit", nil, 200, map[string]any{"visits": 1.0, "user": ""}},
+	}
+	for i, st := range steps {
+		code, got := c.call(st.method, st.path, st.form)
+		if code != st.wantCode {
+			t.Fatalf("step %d %s %s: status %d, want %d (%v)", i, st.method, st.path, code, st.wantCode, got)
+		}
+		for k, v := range st.want {
+			if got[k] != v {
+				t.Fatalf("step %d %s %s: %s = %v, want %v", i, st.method, st.path, k, got[k], v)
+			}
+		}
+	}
+}
+
+func TestLoginMigratesAndOldTokenFindsNothing(t *testing.T) {
+	srv := newTestServer(t)
+	victim := newClient(t, srv.URL)
+	victim.call("GET", "/api/visit", nil)
+	before := victim.cookie()
+	victim.call("POST", "/api/login", url.Values{"user": {"ann"}})
+	after := victim.cookie()
+	if before == "" || after == "" || before == after {
+		t.Fatalf("token before login %q, after %q: want two different tokens", before, after)
+	}
+	attacker := newClient(t, srv.URL)
+	u, _ := url.Parse(srv.URL)
+	attacker.http.Jar.SetCookies(u, []*http.Cookie{{Name: "demo_session", Value: before}})
+	if code, got := attacker.call("GET", "/api/me", nil); code != 401 {
+		t.Fatalf("the pre-login token still works: %d %v", code, got)
+	}
+}
+
+func TestIndexPage(t *testing.T) {
+	srv := newTestServer(t)
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "/api/visit") || resp.Header.Get("Set-Cookie") != "" {
+		t.Fatalf("GET / = %d, Set-Cookie %q", resp.StatusCode, resp.Header.Get("Set-Cookie"))
+	}
+}
+
+func TestRunServesUntilCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, pw) }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, pr)
+	base := strings.TrimSpace(line[strings.Index(line, "http://"):])
+	c := newClient(t, base)
+	if code, got := c.call("GET", "/api/visit", nil); code != 200 || got["visits"] != 1.0 {
+		t.Fatalf("GET /api/visit on the running demo: %d %v", code, got)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop after its context ended")
+	}
+}

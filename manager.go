@@ -1,0 +1,517 @@
+// Package sessions keeps typed, server-side web sessions.
+//
+// An application declares a struct for what a visitor's session holds and
+// gets one value of it per browser, behind an opaque cookie token, in memory
+// or in a shared store such as Redis:
+//
+//	type Visit struct {
+//		UserID int64
+//		Cart   []string
+//	}
+//
+//	mgr, err := sessions.New[Visit](sessions.Config{})
+//	http.Handle("/", mgr.Handler(app)) // loads before, saves after
+//
+//	func app(w http.ResponseWriter, r *http.Request) {
+//		s := mgr.Get(r) // *sessions.Session[Visit]
+//		s.Data.Cart = append(s.Data.Cart, "book")
+//	}
+//
+// Without the middleware, Load, Save, Migrate and Destroy give explicit
+// control. The zero Config is all defaults: in-memory store, msgpack codec,
+// 30 minutes idle timeout, 12 hours absolute lifetime, a Secure, HttpOnly,
+// SameSite=Lax cookie.
+//
+// Data flows one way: cookie token -> hashed key -> store bytes -> envelope
+// (timestamps, handle) -> codec -> T, and back. Stores see neither tokens nor
+// T; see package backend for their contract.
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"time"
+
+	"github.com/sessionx/sessions/backend"
+	"github.com/sessionx/sessions/backend/memory"
+	"github.com/sessionx/sessions/codec"
+)
+
+// Errors returned by the Manager, for errors.Is.
+var (
+	// ErrInvalidConfig is wrapped by every error New returns for a Config
+	// that makes no sense.
+	ErrInvalidConfig = errors.New("sessions: invalid config")
+
+	// ErrConflict is returned by Save and Migrate when another request
+	// changed, migrated or destroyed the session since this one loaded it;
+	// nothing was written. It is backend.ErrConflict.
+	ErrConflict = backend.ErrConflict
+
+	// ErrTooLarge is returned by Save and Migrate when the encoded data is
+	// larger than Config.MaxSize; nothing was written.
+	ErrTooLarge = errors.New("sessions: session data too large")
+
+	// ErrExpired is returned by Save when the session reached its absolute
+	// deadline while the request was running; its changes were not written.
+	ErrExpired = errors.New("sessions: session expired")
+)
+
+// Config configures a Manager. Its zero value is all defaults; each field's
+// comment names its default.
+type Config struct {
+	// Store keeps the sessions' bytes. Default: a new in-memory store
+	// (backend/memory with its defaults), closed by Manager.Close. Use a
+	// shared store such as backend/redis when several processes serve the
+	// same site.
+	Store backend.Store
+
+	// Codec encodes the data type T. Default codec.Msgpack{}.
+	Codec codec.Codec
+
+	// IdleTimeout ends a session after this long without a request. Default
+	// 30 minutes. It may not be negative nor longer than AbsoluteTimeout.
+	IdleTimeout time.Duration
+
+	// AbsoluteTimeout ends a session this long after it was created, however
+	// active it is. Default 12 hours. It may not be negative.
+	AbsoluteTimeout time.Duration
+
+	// TouchInterval is how long after the last write the store is told of a
+	// later idle deadline (a write that costs no encoding). Default
+	// IdleTimeout/10. It must be shorter than IdleTimeout; a session idle for
+	// IdleTimeout-TouchInterval may be gone.
+	TouchInterval time.Duration
+
+	// MaxSize bounds the encoded size of a session's data in bytes: Save
+	// refuses larger data with ErrTooLarge. Default 1 MiB.
+	MaxSize int
+
+	// Cookie says how the session cookie is written. Its zero value is
+	// secure defaults; see CookieConfig.
+	Cookie CookieConfig
+
+	// ErrorHandler answers a request the middleware cannot serve because
+	// loading or saving its session failed (the store is down, a conflict).
+	// Default: log the error with Logger and answer 500 with a generic body.
+	// The handler never runs with a blank session in place of the one the
+	// store could not deliver.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+
+	// Logger receives the manager's log records: errors, corrupt stored
+	// sessions. It never receives a token. Default slog.Default().
+	Logger *slog.Logger
+
+	// Now is the clock. Default time.Now. Tests inject a fake clock to test
+	// expiry without sleeping; the default memory store uses it too.
+	Now func() time.Time
+}
+
+// Manager loads and saves sessions of type T. Make one with New and share it:
+// it is safe for concurrent use. Several Managers, of the same or different
+// types, may live in one process; they share nothing unless given the same
+// Store.
+type Manager[T any] struct {
+	store      backend.Store
+	cas        backend.Conditional // nil when the store lacks it
+	replacer   backend.Replacer    // nil when the store lacks it
+	getToucher backend.GetToucher  // nil when the store lacks it
+	ownStore   io.Closer           // the default store, closed by Close
+
+	codec      codec.Codec
+	idle       time.Duration
+	absolute   time.Duration
+	touchEvery time.Duration
+	maxSize    int
+	cookie     CookieConfig
+	onError    func(http.ResponseWriter, *http.Request, error)
+	logger     *slog.Logger
+	now        func() time.Time
+
+	zeroData []byte // the encoding of the zero T: a new session equal to it is not stored
+	unstable bool   // T may hold maps: equal values may encode differently
+	ctxKey   *contextKey
+}
+
+type contextKey struct{ name string }
+
+// New returns a Manager for sessions holding a T. The zero Config works; New
+// returns an error wrapping ErrInvalidConfig when cfg makes no sense
+// (negative timeouts, idle longer than absolute, an invalid cookie name or
+// attributes) or when the codec cannot encode T.
+func New[T any](cfg Config) (*Manager[T], error) {
+	m := &Manager[T]{
+		store:      cfg.Store,
+		codec:      cfg.Codec,
+		idle:       cfg.IdleTimeout,
+		absolute:   cfg.AbsoluteTimeout,
+		touchEvery: cfg.TouchInterval,
+		maxSize:    cfg.MaxSize,
+		onError:    cfg.ErrorHandler,
+		logger:     cfg.Logger,
+		now:        cfg.Now,
+		ctxKey:     &contextKey{name: "sessions"},
+	}
+	switch {
+	case m.idle < 0:
+		return nil, fmt.Errorf("%w: IdleTimeout %v is negative", ErrInvalidConfig, m.idle)
+	case m.absolute < 0:
+		return nil, fmt.Errorf("%w: AbsoluteTimeout %v is negative", ErrInvalidConfig, m.absolute)
+	case m.touchEvery < 0:
+		return nil, fmt.Errorf("%w: TouchInterval %v is negative", ErrInvalidConfig, m.touchEvery)
+	case m.maxSize < 0:
+		return nil, fmt.Errorf("%w: MaxSize %d is negative", ErrInvalidConfig, m.maxSize)
+	}
+	if m.idle == 0 {
+		m.idle = 30 * time.Minute
+	}
+	if m.absolute == 0 {
+		m.absolute = 12 * time.Hour
+	}
+	if m.idle > m.absolute {
+		return nil, fmt.Errorf("%w: IdleTimeout %v is longer than AbsoluteTimeout %v", ErrInvalidConfig, m.idle, m.absolute)
+	}
+	if m.touchEvery == 0 {
+		m.touchEvery = m.idle / 10
+	}
+	if m.touchEvery >= m.idle {
+		return nil, fmt.Errorf("%w: TouchInterval %v is not shorter than IdleTimeout %v", ErrInvalidConfig, m.touchEvery, m.idle)
+	}
+	if m.maxSize == 0 {
+		m.maxSize = 1 << 20
+	}
+	var err error
+	if m.cookie, err = cfg.Cookie.withDefaults(); err != nil {
+		return nil, err
+	}
+	if m.codec == nil {
+		m.codec = codec.Msgpack{}
+	}
+	if m.logger == nil {
+		m.logger = slog.Default()
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.onError == nil {
+		m.onError = m.defaultErrorHandler
+	}
+	var zero T
+	if m.zeroData, err = m.codec.Marshal(&zero); err != nil {
+		return nil, fmt.Errorf("%w: the codec cannot encode %T: %v", ErrInvalidConfig, zero, err)
+	}
+	m.unstable = mayEncodeUnstably(reflect.TypeFor[T](), map[reflect.Type]bool{})
+	if m.store == nil {
+		st := memory.New(memory.Options{Now: m.now})
+		m.store, m.ownStore = st, st
+	}
+	m.cas, _ = m.store.(backend.Conditional)
+	m.replacer, _ = m.store.(backend.Replacer)
+	m.getToucher, _ = m.store.(backend.GetToucher)
+	return m, nil
+}
+
+// Close releases what the Manager made for itself: the default in-memory
+// store and its background goroutine. A Store passed in Config is the
+// caller's to close. Close is safe to call more than once.
+func (m *Manager[T]) Close() error {
+	if m.ownStore != nil {
+		return m.ownStore.Close()
+	}
+	return nil
+}
+
+// newSession returns a new, unsaved session.
+func (m *Manager[T]) newSession() *Session[T] {
+	return &Session[T]{isNew: true}
+}
+
+// Load returns the session of the request's cookie.
+//
+// Without a cookie, or when the cookie's token is malformed, unknown,
+// expired or destroyed, Load returns a new session (IsNew) and a nil error:
+// a malformed token never reaches the store, and an unknown token is never
+// adopted (a new session gets a new token when it is first saved). A stored
+// session that cannot be decoded (corrupt bytes, a data type changed beyond
+// what the codec tolerates) is logged, with its handle only, and also gives a
+// new session.
+//
+// An error means the store failed (it is down, the request's context ended):
+// the session may exist, so Load returns no session rather than a blank one
+// that would log the visitor out.
+//
+// When the session's idle deadline is due for a refresh, Load moves it in the
+// store (in the same round trip on stores that implement
+// backend.GetToucher) and, for a persistent cookie, sets the refreshed cookie
+// on w.
+func (m *Manager[T]) Load(w http.ResponseWriter, r *http.Request) (*Session[T], error) {
+	token, ok := readToken(r, m.cookie.Name)
+	if !ok {
+		return m.newSession(), nil
+	}
+	return m.load(r.Context(), w, token)
+}
+
+func (m *Manager[T]) load(ctx context.Context, w http.ResponseWriter, token string) (*Session[T], error) {
+	key := storeKey(token)
+	now := m.now()
+	var (
+		e       backend.Entry
+		err     error
+		touched bool
+	)
+	if m.getToucher != nil {
+		e, touched, err = m.getToucher.GetTouch(ctx, key, m.touchThreshold(now), now.Add(m.idle))
+	} else {
+		e, err = m.store.Get(ctx, key)
+	}
+	if errors.Is(err, backend.ErrNotFound) {
+		return m.newSession(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sessions: load: %w", err)
+	}
+	env, err := decodeEnvelope(e.Value)
+	if err != nil {
+		m.logger.WarnContext(ctx, "sessions: stored session is corrupt; starting a new one", "err", err)
+		return m.newSession(), nil
+	}
+	if !alive(now, e.Expires, env.absolute) {
+		return m.newSession(), nil
+	}
+	s := &Session[T]{
+		token:    token,
+		key:      key,
+		handle:   env.handle,
+		created:  env.created,
+		absolute: env.absolute,
+		issued:   env.issued,
+		expires:  e.Expires,
+		version:  e.Version,
+		owner:    env.owner,
+		loaded:   env.data,
+	}
+	if err := m.codec.Unmarshal(env.data, &s.Data); err != nil {
+		m.logger.WarnContext(ctx, "sessions: stored session data does not decode; starting a new one",
+			"session", s.handle.String(), "err", err)
+		return m.newSession(), nil
+	}
+	if m.getToucher == nil && m.touchDue(now, e.Expires, env.absolute) {
+		deadline := m.idleDeadline(now, env.absolute)
+		switch err := m.store.Touch(ctx, key, deadline); {
+		case errors.Is(err, backend.ErrNotFound):
+			return m.newSession(), nil // destroyed meanwhile
+		case err != nil:
+			return nil, fmt.Errorf("sessions: load: refresh idle deadline: %w", err)
+		}
+		s.expires, touched = deadline, true
+	}
+	if touched {
+		m.setCookie(w, s, now)
+	}
+	return s, nil
+}
+
+// setCookie writes s's cookie to w, expiring with its idle deadline.
+func (m *Manager[T]) setCookie(w http.ResponseWriter, s *Session[T], now time.Time) {
+	if w != nil {
+		m.cookie.writeCookie(w, s.token, s.expires, now)
+	}
+}
+
+// Save writes s to the store if its Data changed since it was loaded, and
+// sets its cookie on w when the cookie changes. It writes nothing when
+// nothing changed (the idle deadline was already refreshed by Load), and
+// nothing for a new session whose Data is still the zero T: an anonymous
+// visitor whose handler stores nothing costs no store write and gets no
+// cookie. The cookie goes into w's header, so Save must run before the
+// response header is written.
+//
+// Save returns ErrConflict, and writes nothing, when the store implements
+// backend.Conditional and another request changed, migrated or destroyed
+// the session since it was loaded; ErrTooLarge when the encoded data exceeds
+// Config.MaxSize; ErrExpired when the session reached its absolute deadline
+// meanwhile; and a wrapped store error when the store fails.
+func (m *Manager[T]) Save(w http.ResponseWriter, r *http.Request, s *Session[T]) error {
+	return m.save(r.Context(), w, s)
+}
+
+func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session[T]) error {
+	data, err := m.encode(s)
+	if err != nil {
+		return err
+	}
+	if s.isNew {
+		if !m.changed(m.zeroData, data, &s.Data) {
+			return nil
+		}
+		return m.create(ctx, w, s, data)
+	}
+	if !m.changed(s.loaded, data, &s.Data) {
+		return nil
+	}
+	now := m.now()
+	if !now.Before(s.absolute) {
+		return fmt.Errorf("%w: its absolute deadline %v has passed", ErrExpired, s.absolute)
+	}
+	e := backend.Entry{
+		Value:   m.envelope(s, s.issued, data),
+		Expires: m.idleDeadline(now, s.absolute),
+		Limit:   s.absolute,
+		Version: s.version + 1,
+	}
+	if m.cas != nil {
+		err = m.cas.SetIf(ctx, s.key, s.version, e)
+	} else {
+		err = m.store.Set(ctx, s.key, e)
+	}
+	if err != nil {
+		return fmt.Errorf("sessions: save session %s: %w", s.Handle(), err)
+	}
+	s.version, s.loaded = e.Version, data
+	if !s.expires.Equal(e.Expires) {
+		s.expires = e.Expires
+		if !m.cookie.SessionOnly {
+			m.setCookie(w, s, now)
+		}
+	}
+	return nil
+}
+
+// encode returns the encoding of s.Data, checked against MaxSize.
+func (m *Manager[T]) encode(s *Session[T]) ([]byte, error) {
+	data, err := m.codec.Marshal(&s.Data)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: encode session data: %w", err)
+	}
+	if len(data) > m.maxSize {
+		return nil, fmt.Errorf("%w: %d bytes encoded, MaxSize is %d", ErrTooLarge, len(data), m.maxSize)
+	}
+	return data, nil
+}
+
+// envelope returns the stored form of s with the given data.
+func (m *Manager[T]) envelope(s *Session[T], issued time.Time, data []byte) []byte {
+	env := envelope{
+		created:  s.created,
+		absolute: s.absolute,
+		issued:   issued,
+		handle:   s.handle,
+		owner:    s.owner,
+		data:     data,
+	}
+	return appendEnvelope(make([]byte, 0, envelopeSize(&env)), &env)
+}
+
+// create stores the new session s with data under a fresh token and sets
+// its cookie.
+func (m *Manager[T]) create(ctx context.Context, w http.ResponseWriter, s *Session[T], data []byte) error {
+	now := m.now()
+	token := newToken()
+	key := storeKey(token)
+	s.Handle() // give the session its handle
+	s.created, s.absolute = now, now.Add(m.absolute)
+	e := backend.Entry{
+		Value:   m.envelope(s, now, data),
+		Expires: m.idleDeadline(now, s.absolute),
+		Limit:   s.absolute,
+		Version: 1,
+	}
+	var err error
+	if m.cas != nil {
+		err = m.cas.SetIf(ctx, key, 0, e)
+	} else {
+		err = m.store.Set(ctx, key, e)
+	}
+	if err != nil {
+		s.created, s.absolute = time.Time{}, time.Time{}
+		return fmt.Errorf("sessions: create session %s: %w", s.Handle(), err)
+	}
+	s.token, s.key, s.issued, s.expires = token, key, now, e.Expires
+	s.version, s.loaded, s.isNew = e.Version, data, false
+	m.setCookie(w, s, now)
+	m.logger.DebugContext(ctx, "sessions: created", "session", s.Handle())
+	return nil
+}
+
+// Destroy ends the session: it removes it from the store, so that its token
+// finds nothing from then on, and sets a cookie on w that deletes the
+// session cookie in the browser. s becomes a new, empty session (IsNew), which
+// is stored under a new token if the request gives it data.
+//
+// Destroy on a new session only deletes the cookie. A store failure is
+// returned, and then s is left as it was.
+func (m *Manager[T]) Destroy(w http.ResponseWriter, r *http.Request, s *Session[T]) error {
+	if !s.isNew {
+		if err := m.store.Delete(r.Context(), s.key); err != nil {
+			return fmt.Errorf("sessions: destroy session %s: %w", s.Handle(), err)
+		}
+		m.logger.DebugContext(r.Context(), "sessions: destroyed", "session", s.Handle())
+	}
+	m.cookie.writeCookie(w, "", time.Time{}, m.now())
+	s.reset()
+	return nil
+}
+
+// Get returns the session the middleware (Handler) loaded for r. It is meant
+// for handlers behind Handler; there it never returns nil and costs no store
+// access. Called for a request that did not pass through this Manager's
+// Handler, it logs an error and returns a new session that nothing will
+// save: use Load and Save there instead.
+func (m *Manager[T]) Get(r *http.Request) *Session[T] {
+	if s, ok := r.Context().Value(m.ctxKey).(*Session[T]); ok {
+		return s
+	}
+	m.logger.ErrorContext(r.Context(), "sessions: Manager.Get called for a request that did not pass through Manager.Handler",
+		"path", r.URL.Path)
+	return m.newSession()
+}
+
+// Handler is the net/http middleware: it loads the request's session before
+// next runs (Get returns it) and commits it just before the response header
+// goes out, on the first WriteHeader, Write, ReadFrom or Flush, or when next
+// returns without writing. Commit means Save: the store write and the
+// Set-Cookie header happen before the first byte of the header. Changes made
+// to the session after that point are lost: make them before writing the
+// response, or call Save yourself.
+//
+// If loading fails (the store is down), next does not run and Config's
+// ErrorHandler answers. If the commit fails, the response next was about to
+// write is dropped (its header map is cleared, later writes fail) and the
+// ErrorHandler answers instead.
+//
+// The ResponseWriter next receives keeps http.Flusher, http.Hijacker and
+// io.ReaderFrom, and has Unwrap, so http.NewResponseController works through
+// it. Hijack commits the session first, but a Set-Cookie can no longer be
+// sent on a hijacked connection unless the handler writes it itself. Status
+// codes 100-199 other than 101 pass through without committing.
+func (m *Manager[T]) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Load(w, r)
+		if err != nil {
+			m.onError(w, r, err)
+			return
+		}
+		cw := &commitWriter{rw: w}
+		cw.commit = func() error { return m.save(r.Context(), w, s) }
+		r = r.WithContext(context.WithValue(r.Context(), m.ctxKey, s))
+		next.ServeHTTP(cw, r)
+		// Commit if next wrote nothing; either way, a failed commit means
+		// nothing of next's response went out, so the ErrorHandler answers.
+		if err := cw.doCommit(); err != nil {
+			clear(w.Header()) // also what next set after its writes failed
+			m.onError(w, r, err)
+		}
+	})
+}
+
+// defaultErrorHandler logs err and answers 500 with a generic body.
+func (m *Manager[T]) defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	m.logger.ErrorContext(r.Context(), "sessions: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+}

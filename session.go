@@ -1,0 +1,134 @@
+package sessions
+
+import (
+	"bytes"
+	"log/slog"
+	"reflect"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Session is one visitor's session, as loaded for one request.
+//
+// Data is the application's typed data: read and change its fields directly.
+// Everything else is reached through methods. A Session belongs to the
+// request that loaded it: it is not safe for concurrent use by several
+// goroutines, and it must not be kept after the request ends.
+//
+// The session's token (the secret in the cookie) is not exposed: Handle is
+// the stable, non-secret name to use in logs and session lists. Printing a
+// Session with fmt or log/slog shows its handle, never its token.
+type Session[T any] struct {
+	// Data is what the session holds. A new session starts with the zero T.
+	Data T
+
+	token    string // the secret in the cookie; "" while the session is new
+	key      string // storeKey(token)
+	handle   uuid.UUID
+	created  time.Time
+	absolute time.Time // the absolute deadline
+	issued   time.Time // when token was issued
+	expires  time.Time // the idle deadline, as last known to be in the store
+	version  uint64    // the stored version this session was loaded at
+	owner    string
+	loaded   []byte // Data's encoding as last loaded or saved; nil while new
+	isNew    bool
+}
+
+// Handle returns the session's handle: a random UUID given when the session
+// is created, the same across Migrate, and not secret. Use it to name the
+// session in logs, audit trails and lists of a user's sessions; it cannot be
+// used to load the session.
+func (s *Session[T]) Handle() string {
+	if s.handle == uuid.Nil {
+		s.handle = uuid.New()
+	}
+	return s.handle.String()
+}
+
+// IsNew reports whether the session is not stored yet: the request brought no
+// cookie, or one whose session was unknown, expired or destroyed. A new
+// session is stored (and its cookie set) only when its Data becomes
+// different from the zero T, or on Migrate.
+func (s *Session[T]) IsNew() bool { return s.isNew }
+
+// CreatedAt returns when the session was first stored; the zero time while it
+// is new.
+func (s *Session[T]) CreatedAt() time.Time { return s.created }
+
+// IdleDeadline returns when the session ends if no further request renews
+// it, as last written to the store; the zero time while it is new. The store
+// is told of a later deadline only once Config.TouchInterval has passed since
+// the last write, so the deadline moves in steps.
+func (s *Session[T]) IdleDeadline() time.Time { return s.expires }
+
+// AbsoluteDeadline returns when the session ends however active it is:
+// CreatedAt plus Config.AbsoluteTimeout. The zero time while it is new.
+func (s *Session[T]) AbsoluteDeadline() time.Time { return s.absolute }
+
+// String names the session by its handle, never by its token.
+func (s *Session[T]) String() string {
+	if s.isNew {
+		return "sessions.Session{new}"
+	}
+	return "sessions.Session{handle=" + s.Handle() + "}"
+}
+
+// GoString is String, so that %#v does not print the token either.
+func (s *Session[T]) GoString() string { return s.String() }
+
+// LogValue makes log/slog show the session's handle and state, never its
+// token or data.
+func (s *Session[T]) LogValue() slog.Value {
+	if s.isNew {
+		return slog.GroupValue(slog.Bool("new", true))
+	}
+	return slog.GroupValue(slog.String("handle", s.Handle()))
+}
+
+// reset makes s a new, empty session, detached from any stored one.
+func (s *Session[T]) reset() {
+	*s = Session[T]{isNew: true}
+}
+
+// changed reports whether cur, encoded as data, differs from the value
+// encoded as loaded (what was last loaded or saved). Equal encodings mean equal data. Different encodings
+// may still hold equal data when T holds maps (most codecs write map entries
+// in random order): then the stored bytes are decoded again and compared
+// with reflect.DeepEqual, so that an unchanged session is not rewritten.
+func (m *Manager[T]) changed(loaded, data []byte, cur *T) bool {
+	if bytes.Equal(data, loaded) {
+		return false
+	}
+	if !m.unstable || loaded == nil {
+		return true
+	}
+	var old T
+	if err := m.codec.Unmarshal(loaded, &old); err != nil {
+		return true
+	}
+	return !reflect.DeepEqual(&old, cur)
+}
+
+// mayEncodeUnstably reports whether values of t can hold maps, whose
+// encoding may vary between equal values.
+func mayEncodeUnstably(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Map, reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return mayEncodeUnstably(t.Elem(), seen)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if mayEncodeUnstably(t.Field(i).Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
