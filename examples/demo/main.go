@@ -102,6 +102,9 @@ func newApp(mgr *sessions.Manager[Visit]) http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(indexHTML)
 	})
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent) // no icon; spares the browser console a 404
+	})
 	mux.HandleFunc("GET /api/visit", func(w http.ResponseWriter, r *http.Request) {
 		s := mgr.Get(r)
 		s.Data.Visits++

@@ -1,0 +1,398 @@
+// Package redis is a session store on Redis through go-redis v9: one Redis,
+// a Sentinel-managed primary, or a Redis Cluster. Many application servers
+// pointed at the same Redis share their sessions.
+//
+// Construct it around a client the application already has; the store never
+// opens connections of its own:
+//
+//	client := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}})
+//	store, err := redis.New(ctx, client, redis.Options{Prefix: "myapp:session:"})
+//	mgr, err := sessions.New[Visit](sessions.Config{Store: store})
+//
+// # What is stored
+//
+// Each session is one Redis hash under Prefix + key, where key is the
+// SHA-256 of the session token (never the token itself), with the fields
+//
+//	d  the session's bytes (the core's envelope around the encoded data)
+//	v  its version, counted up by every write
+//	e  its idle deadline, Unix milliseconds
+//	l  its absolute deadline, Unix milliseconds (0: none)
+//
+// and a TTL set with PEXPIREAT to the idle deadline, which a touch never moves
+// past the absolute deadline: Redis forgets an idle or ended session by
+// itself, no sweeper needed.
+//
+// # Round trips
+//
+// Every operation is one Lua script, so one command and one round trip:
+// loading a session and, when due, sliding its idle deadline (GetTouch);
+// saving a changed session, only if its version is still the one loaded
+// (SetIf); migrating it (Replace). A load whose refresh is not due writes
+// nothing.
+//
+// # Migrate and Cluster
+//
+// On one Redis or a Sentinel-managed primary, Replace checks the old key's
+// version, deletes it and writes the new key in one script: no moment has
+// both keys or neither. On a Cluster (and a Ring) the two keys live in
+// different hash slots, which one script cannot touch: Replace then writes
+// the new key first (only if it does not exist), then deletes the old key
+// only if its version is still the one loaded, and removes the new key again
+// if that check fails. For a moment both tokens find the session; never
+// neither.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/sessionx/sessions/backend"
+)
+
+// Compile-time checks of the capabilities Store implements.
+var (
+	_ backend.Store       = (*Store)(nil)
+	_ backend.Conditional = (*Store)(nil)
+	_ backend.Replacer    = (*Store)(nil)
+	_ backend.GetToucher  = (*Store)(nil)
+)
+
+// DefaultPrefix is the key prefix when Options.Prefix is empty.
+const DefaultPrefix = "session:"
+
+// Options configures a Store. The zero Options selects every default.
+type Options struct {
+	// Prefix is put before every key the store writes, so that several
+	// applications (or several Managers) can share one Redis. Default
+	// DefaultPrefix ("session:"). On a Cluster, a prefix holding a hash tag
+	// ({...}) would put every session in one slot: avoid it.
+	Prefix string
+}
+
+// Store is a backend.Store on Redis. It is safe for concurrent use. It does
+// not own its client: closing the client is the application's business.
+type Store struct {
+	client goredis.UniversalClient
+	prefix string
+	// atomicMove is true when both keys of a Replace can be handled by one
+	// script: on a single node or a Sentinel-managed primary.
+	atomicMove bool
+}
+
+// New returns a Store on client. It pings Redis and loads the store's
+// scripts, so that an unreachable Redis is reported here, as an error that
+// says so, rather than on the first request. ctx bounds that check.
+func New(ctx context.Context, client goredis.UniversalClient, opts Options) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("sessions: redis store: nil client")
+	}
+	s := &Store{client: client, prefix: opts.Prefix}
+	if s.prefix == "" {
+		s.prefix = DefaultPrefix
+	}
+	switch client.(type) {
+	case *goredis.ClusterClient, *goredis.Ring:
+		s.atomicMove = false
+	default:
+		s.atomicMove = true
+	}
+	if err := s.ping(ctx); err != nil {
+		return nil, fmt.Errorf("sessions: redis store: cannot reach Redis: %w", err)
+	}
+	scripts := allScripts
+	if s.atomicMove {
+		scripts = append(scripts, replaceScript) // two keys: one node only
+	}
+	for _, sc := range scripts {
+		if err := s.loadScript(ctx, sc); err != nil {
+			return nil, fmt.Errorf("sessions: redis store: loading scripts: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// ping checks every primary (every shard on a Cluster).
+func (s *Store) ping(ctx context.Context) error {
+	if cc, ok := s.client.(*goredis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			return c.Ping(ctx).Err()
+		})
+	}
+	return s.client.Ping(ctx).Err()
+}
+
+// loadScript loads sc on every primary, so that the first request already
+// runs it by hash. Script.Run falls back to EVAL when a restarted Redis has
+// forgotten it.
+func (s *Store) loadScript(ctx context.Context, sc *goredis.Script) error {
+	if cc, ok := s.client.(*goredis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			return sc.Load(ctx, c).Err()
+		})
+	}
+	return sc.Load(ctx, s.client).Err()
+}
+
+// Scripts. Times are Unix milliseconds; a stored hash always has d, v, e, l.
+var (
+	// KEYS[1]; ARGV: ifBefore (0: never touch), expires.
+	// Returns false (missing) or {d, v, e, l, touched}.
+	getTouchScript = goredis.NewScript(`
+local r = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'l')
+if not r[1] then return false end
+local exp = tonumber(r[3])
+local touched = 0
+local ifBefore = tonumber(ARGV[1])
+if ifBefore > 0 and exp < ifBefore then
+	local new = tonumber(ARGV[2])
+	local lim = tonumber(r[4])
+	if lim > 0 and new > lim then new = lim end
+	if new ~= exp then
+		redis.call('HSET', KEYS[1], 'e', new)
+		redis.call('PEXPIREAT', KEYS[1], new)
+		if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+		exp = new
+		touched = 1
+	end
+end
+return {r[1], r[2], exp, r[4], touched}
+`)
+
+	// KEYS[1]; ARGV: value, version, expires, limit.
+	setScript = goredis.NewScript(`
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 1
+`)
+
+	// KEYS[1]; ARGV: old version (0: must not exist), value, version, expires, limit.
+	// Returns 1 when written, 0 on conflict.
+	setIfScript = goredis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'v')
+if ARGV[1] == '0' then
+	if cur then return 0 end
+elseif cur ~= ARGV[1] then
+	return 0
+end
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return 1
+`)
+
+	// KEYS[1]; ARGV: expires. Returns 0 when missing.
+	touchScript = goredis.NewScript(`
+local r = redis.call('HMGET', KEYS[1], 'e', 'l')
+if not r[1] then return 0 end
+local new = tonumber(ARGV[1])
+local lim = tonumber(r[2])
+if lim > 0 and new > lim then new = lim end
+redis.call('HSET', KEYS[1], 'e', new)
+redis.call('PEXPIREAT', KEYS[1], new)
+return 1
+`)
+
+	// KEYS[1]; ARGV: version. Deletes the key only if it holds that version.
+	deleteIfScript = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
+	// KEYS: old, new; ARGV: old version, value, version, expires, limit.
+	replaceScript = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[2], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5])
+redis.call('PEXPIREAT', KEYS[2], ARGV[4])
+return 1
+`)
+
+	allScripts = []*goredis.Script{getTouchScript, setScript, setIfScript, touchScript, deleteIfScript}
+)
+
+// ms returns t in Unix milliseconds; the zero time is 0.
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
+}
+
+// wrap adds the store's context to err.
+func wrap(op string, err error) error {
+	return fmt.Errorf("sessions: redis %s: %w", op, err)
+}
+
+// Get returns the live entry under key, or backend.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) (backend.Entry, error) {
+	e, _, err := s.getTouch(ctx, "get", key, 0, 0)
+	return e, err
+}
+
+// GetTouch returns the live entry under key and, in the same script, moves
+// its deadline to expires (capped at its Limit) when it is before ifBefore.
+func (s *Store) GetTouch(ctx context.Context, key string, ifBefore, expires time.Time) (backend.Entry, bool, error) {
+	return s.getTouch(ctx, "get", key, ms(ifBefore), ms(expires))
+}
+
+func (s *Store) getTouch(ctx context.Context, op, key string, ifBefore, expires int64) (backend.Entry, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Entry{}, false, wrap(op, err)
+	}
+	res, err := getTouchScript.Run(ctx, s.client, []string{s.prefix + key}, ifBefore, expires).Slice()
+	if errors.Is(err, goredis.Nil) {
+		return backend.Entry{}, false, backend.ErrNotFound
+	}
+	if err != nil {
+		return backend.Entry{}, false, wrap(op, err)
+	}
+	e, touched, err := parseEntry(res)
+	if err != nil {
+		return backend.Entry{}, false, wrap(op, err)
+	}
+	return e, touched, nil
+}
+
+// parseEntry reads the reply {d, v, e, l, touched} of getTouchScript.
+func parseEntry(res []any) (backend.Entry, bool, error) {
+	if len(res) != 5 {
+		return backend.Entry{}, false, fmt.Errorf("unexpected reply of %d elements", len(res))
+	}
+	d, ok1 := res[0].(string)
+	v, ok2 := res[1].(string)
+	exp, ok3 := res[2].(int64)
+	l, ok4 := res[3].(string)
+	touched, ok5 := res[4].(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+		return backend.Entry{}, false, fmt.Errorf("unexpected reply %T %T %T %T %T", res[0], res[1], res[2], res[3], res[4])
+	}
+	version, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return backend.Entry{}, false, fmt.Errorf("stored version %q: %w", v, err)
+	}
+	limit, err := strconv.ParseInt(l, 10, 64)
+	if err != nil {
+		return backend.Entry{}, false, fmt.Errorf("stored limit %q: %w", l, err)
+	}
+	return backend.Entry{
+		Value:   []byte(d),
+		Expires: fromMS(exp),
+		Limit:   fromMS(limit),
+		Version: version,
+	}, touched == 1, nil
+}
+
+// entryArgs returns the script arguments value, version, expires, limit.
+func entryArgs(e backend.Entry) []any {
+	return []any{e.Value, e.Version, ms(e.Expires), ms(e.Limit)}
+}
+
+// Set stores e under key. A past or zero Expires removes the key: PEXPIREAT
+// with a past time deletes it.
+func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
+	if err := ctx.Err(); err != nil {
+		return wrap("set", err)
+	}
+	if err := setScript.Run(ctx, s.client, []string{s.prefix + key}, entryArgs(e)...).Err(); err != nil {
+		return wrap("set", err)
+	}
+	return nil
+}
+
+// SetIf stores e under key only if the stored version is old (0: no entry).
+func (s *Store) SetIf(ctx context.Context, key string, old uint64, e backend.Entry) error {
+	if err := ctx.Err(); err != nil {
+		return wrap("set", err)
+	}
+	args := append([]any{strconv.FormatUint(old, 10)}, entryArgs(e)...)
+	n, err := setIfScript.Run(ctx, s.client, []string{s.prefix + key}, args...).Int64()
+	if err != nil {
+		return wrap("set", err)
+	}
+	if n == 0 {
+		return backend.ErrConflict
+	}
+	return nil
+}
+
+// Touch moves the deadline of the entry under key to expires, capped at its
+// Limit.
+func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return wrap("touch", err)
+	}
+	n, err := touchScript.Run(ctx, s.client, []string{s.prefix + key}, ms(expires)).Int64()
+	if err != nil {
+		return wrap("touch", err)
+	}
+	if n == 0 {
+		return backend.ErrNotFound
+	}
+	return nil
+}
+
+// Delete removes the entry under key.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return wrap("delete", err)
+	}
+	if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {
+		return wrap("delete", err)
+	}
+	return nil
+}
+
+// Replace moves the entry under oldKey, which must hold version old, to
+// newKey, which must not exist: in one script on a single node or Sentinel,
+// in two steps on a Cluster (see the package documentation).
+func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey string, e backend.Entry) error {
+	if err := ctx.Err(); err != nil {
+		return wrap("replace", err)
+	}
+	oldArg := strconv.FormatUint(old, 10)
+	if s.atomicMove {
+		args := append([]any{oldArg}, entryArgs(e)...)
+		n, err := replaceScript.Run(ctx, s.client, []string{s.prefix + oldKey, s.prefix + newKey}, args...).Int64()
+		if err != nil {
+			return wrap("replace", err)
+		}
+		if n == 0 {
+			return backend.ErrConflict
+		}
+		return nil
+	}
+	if oldKey == newKey {
+		return backend.ErrConflict
+	}
+	// Cluster: new key first, then the old one, so that the session is never
+	// nowhere.
+	if err := s.SetIf(ctx, newKey, 0, e); err != nil {
+		return err
+	}
+	n, err := deleteIfScript.Run(ctx, s.client, []string{s.prefix + oldKey}, oldArg).Int64()
+	if err == nil && n == 1 {
+		return nil
+	}
+	// The old session changed or vanished (or Redis failed): undo.
+	if derr := s.client.Del(ctx, s.prefix+newKey).Err(); derr != nil && err == nil {
+		err = derr
+	}
+	if err != nil {
+		return wrap("replace", err)
+	}
+	return backend.ErrConflict
+}

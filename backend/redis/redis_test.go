@@ -1,0 +1,442 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/sessionx/sessions"
+	"github.com/sessionx/sessions/backend"
+	"github.com/sessionx/sessions/backend/redis"
+	"github.com/sessionx/sessions/backend/storetest"
+	"github.com/sessionx/sessions/internal/redistest"
+)
+
+// prefix returns a key prefix of t's own, so that tests sharing a Redis never
+// see each other's keys.
+func prefix(t testing.TB) string {
+	return "test:" + strings.ReplaceAll(t.Name(), "/", ":") + ":"
+}
+
+// newStore returns a store on client under t's prefix.
+func newStore(t testing.TB, client goredis.UniversalClient) *redis.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := redis.New(ctx, client, redis.Options{Prefix: prefix(t)})
+	if err != nil {
+		t.Fatalf("redis.New: %v", err)
+	}
+	return st
+}
+
+// needBinaries skips t when redis-server is missing, unless CI requires it.
+func needBinaries(t *testing.T) {
+	t.Helper()
+	if redistest.HaveBinaries() {
+		return
+	}
+	if redistest.Required() {
+		t.Fatalf("redis-server not on PATH and %s=1", redistest.RequireEnv)
+	}
+	t.Skip("redis-server not on PATH: this test needs a real Redis")
+}
+
+func TestConformanceSingleNode(t *testing.T) {
+	client, real := redistest.Single(t)
+	t.Logf("real redis-server: %v", real)
+	storetest.Run(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+}
+
+func TestConformanceMiniredis(t *testing.T) {
+	_, client := redistest.Mini(t)
+	storetest.Run(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+}
+
+func TestConformanceCluster(t *testing.T) {
+	needBinaries(t)
+	cluster := redistest.StartCluster(t)
+	storetest.Run(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) })
+}
+
+type visit struct {
+	N    int
+	User string
+}
+
+// clock is a fake clock that starts at the real time, since Redis expires
+// keys by its own clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// app is a Manager on a Redis store and a handler: /inc increments N, /read
+// only reads.
+type app struct {
+	mgr     *sessions.Manager[visit]
+	handler http.Handler
+	clock   *clock
+	ran     atomic.Int64 // how many times the inner handler ran
+}
+
+func newApp(t *testing.T, store backend.Store, cfg sessions.Config) *app {
+	t.Helper()
+	a := &app{clock: &clock{t: time.Now()}}
+	cfg.Store = store
+	if cfg.Now == nil {
+		cfg.Now = a.clock.Now
+	}
+	mgr, err := sessions.New[visit](cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.mgr = mgr
+	a.handler = mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.ran.Add(1)
+		s := mgr.Get(r)
+		if r.URL.Path == "/inc" {
+			s.Data.N++
+		}
+		fmt.Fprint(w, s.Data.N)
+	}))
+	return a
+}
+
+// do runs one request and returns the status, the body and the session
+// cookie header to send next ("" if none was set).
+func (a *app) do(t *testing.T, path, cookie string) (int, string, string) {
+	t.Helper()
+	req := httptest.NewRequest("GET", path, nil)
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	rec := httptest.NewRecorder()
+	a.handler.ServeHTTP(rec, req)
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == "session" && c.Value != "" {
+			cookie = c.Name + "=" + c.Value
+		}
+	}
+	return rec.Code, rec.Body.String(), cookie
+}
+
+func TestRoundTrips(t *testing.T) {
+	needBinaries(t)
+	srv := redistest.StartServer(t)
+	client := srv.Client()
+	counter := &redistest.Counter{}
+	client.AddHook(counter)
+	a := newApp(t, newStore(t, client), sessions.Config{IdleTimeout: 30 * time.Minute, TouchInterval: 3 * time.Minute})
+	redistest.Warm(t, client)
+	admin := srv.Client()
+
+	steps := []struct {
+		name       string
+		advance    time.Duration
+		path       string
+		roundTrips int64
+		writes     bool // whether Redis applied any write
+	}{
+		{"create", 0, "/inc", 1, true},
+		{"read, refresh not due", time.Minute, "/read", 1, false},
+		{"read, refresh due: load and slide in one trip", 3 * time.Minute, "/read", 1, true},
+		{"save a change, refresh not due", time.Minute, "/inc", 2, true},
+		{"read again, nothing due", time.Minute, "/read", 1, false},
+		{"change with refresh due", 3 * time.Minute, "/inc", 2, true},
+	}
+	cookie := ""
+	for _, st := range steps {
+		a.clock.Advance(st.advance)
+		counter.Reset()
+		dirty := redistest.Dirty(t, admin)
+		var code int
+		code, _, cookie = a.do(t, st.path, cookie)
+		if code != 200 {
+			t.Fatalf("%s: status %d", st.name, code)
+		}
+		if got := counter.RoundTrips(); got != st.roundTrips {
+			t.Errorf("%s: %d round trips (%v), want %d", st.name, got, counter.Names(), st.roundTrips)
+		}
+		if got := counter.Commands(); got != st.roundTrips {
+			t.Errorf("%s: %d commands (%v), want one per round trip", st.name, got, counter.Names())
+		}
+		if wrote := redistest.Dirty(t, admin) != dirty; wrote != st.writes {
+			t.Errorf("%s: Redis applied writes: %v, want %v", st.name, wrote, st.writes)
+		}
+	}
+}
+
+func TestTTLNeverOutlivesAbsoluteDeadline(t *testing.T) {
+	needBinaries(t)
+	srv := redistest.StartServer(t)
+	client := srv.Client()
+	a := newApp(t, newStore(t, client), sessions.Config{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: time.Hour, TouchInterval: time.Minute})
+	var s *sessions.Session[visit]
+	_, _, cookie := a.do(t, "/inc", "")
+	for i := 0; i < 6; i++ {
+		a.clock.Advance(10 * time.Minute)
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("Cookie", cookie)
+		var err error
+		if s, err = a.mgr.Load(httptest.NewRecorder(), req); err != nil {
+			t.Fatal(err)
+		}
+		if s.IsNew() {
+			break
+		}
+		keys, err := client.Keys(t.Context(), prefix(t)+"*").Result()
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("keys under the prefix: %v, %v", keys, err)
+		}
+		expireAt, err := client.PExpireTime(t.Context(), keys[0]).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if expireAt <= 0 {
+			t.Fatalf("key has no TTL (%v)", expireAt)
+		}
+		if limit := s.AbsoluteDeadline().UnixMilli(); expireAt.Milliseconds() > limit {
+			t.Fatalf("after %d min the key expires at %d ms, past the absolute deadline %d ms", (i+1)*10, expireAt.Milliseconds(), limit)
+		}
+	}
+}
+
+func TestIdleSessionGoneFromRedisByTTL(t *testing.T) {
+	client, _ := redistest.Single(t)
+	a := newApp(t, newStore(t, client), sessions.Config{IdleTimeout: 500 * time.Millisecond, Now: time.Now})
+	_, _, cookie := a.do(t, "/inc", "")
+	if cookie == "" {
+		t.Fatal("no session")
+	}
+	if n, _ := client.Keys(t.Context(), prefix(t)+"*").Result(); len(n) != 1 {
+		t.Fatalf("keys after creating: %v", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		keys, err := client.Keys(t.Context(), prefix(t)+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle session still in Redis 5 s after its idle deadline: %v", keys)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// countKeys returns how many keys lie under prefix, read atomically on one node.
+func countKeys(ctx context.Context, c *goredis.Client, prefix string) (int64, error) {
+	return c.Eval(ctx, "return #redis.call('KEYS', ARGV[1])", nil, prefix+"*").Int64()
+}
+
+func TestMigrateIsAtomicOnSingleNode(t *testing.T) {
+	needBinaries(t)
+	srv := redistest.StartServer(t)
+	client := srv.Client()
+	a := newApp(t, newStore(t, client), sessions.Config{})
+	_, _, cookie := a.do(t, "/inc", "")
+
+	// An observer counts the session's keys, atomically, while it is
+	// migrated again and again: it must always see exactly one.
+	ctx, cancel := context.WithCancel(t.Context())
+	observer := srv.Client()
+	var seen sync.Map
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			n, err := countKeys(ctx, observer, prefix(t))
+			if err == nil {
+				seen.Store(n, true)
+			}
+		}
+	}()
+	for i := 0; i < 300; i++ {
+		req := httptest.NewRequest("POST", "/login", nil)
+		req.Header.Set("Cookie", cookie)
+		rec := httptest.NewRecorder()
+		s, err := a.mgr.Load(rec, req)
+		if err != nil || s.IsNew() {
+			t.Fatalf("load %d: %v (new %v)", i, err, s != nil && s.IsNew())
+		}
+		if err := a.mgr.Migrate(rec, req, s); err != nil {
+			t.Fatalf("migrate %d: %v", i, err)
+		}
+		old := cookie
+		cookie = "session=" + rec.Result().Cookies()[0].Value
+		if old == cookie {
+			t.Fatal("Migrate kept the token")
+		}
+	}
+	cancel()
+	<-done
+	seen.Range(func(k, _ any) bool {
+		if k.(int64) != 1 {
+			t.Errorf("an observer saw %d keys for one session during Migrate", k)
+		}
+		return true
+	})
+	if _, ok := seen.Load(int64(1)); !ok {
+		t.Fatal("the observer saw nothing")
+	}
+}
+
+func TestMigrateOnCluster(t *testing.T) {
+	needBinaries(t)
+	cluster := redistest.StartCluster(t)
+	a := newApp(t, newStore(t, cluster.Client()), sessions.Config{})
+	_, _, cookie := a.do(t, "/inc", "")
+	for i := 0; i < 20; i++ {
+		req := httptest.NewRequest("POST", "/login", nil)
+		req.Header.Set("Cookie", cookie)
+		rec := httptest.NewRecorder()
+		s, err := a.mgr.Load(rec, req)
+		if err != nil || s.IsNew() || s.Data.N != 1 {
+			t.Fatalf("load %d: %v %+v", i, err, s)
+		}
+		if err := a.mgr.Migrate(rec, req, s); err != nil {
+			t.Fatalf("migrate %d: %v", i, err)
+		}
+		next := "session=" + rec.Result().Cookies()[0].Value
+		if code, body, _ := a.do(t, "/read", cookie); code != 200 || body != "0" {
+			t.Fatalf("old token after Migrate on the cluster: %d %q, want a new session", code, body)
+		}
+		cookie = next
+	}
+	var total atomic.Int64
+	err := cluster.Client().ForEachMaster(t.Context(), func(ctx context.Context, c *goredis.Client) error {
+		n, err := countKeys(ctx, c, prefix(t))
+		total.Add(n)
+		return err
+	})
+	if err != nil || total.Load() != 1 {
+		t.Fatalf("keys left on the cluster: %d (%v), want 1", total.Load(), err)
+	}
+}
+
+func TestNewWithUnreachableRedis(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := redis.New(ctx, client, redis.Options{})
+	if err == nil || st != nil {
+		t.Fatalf("New with nothing listening: %v, %v", st, err)
+	}
+	if !strings.Contains(err.Error(), "cannot reach Redis") {
+		t.Errorf("error %q does not say Redis is unreachable", err)
+	}
+	if _, err := redis.New(ctx, nil, redis.Options{}); err == nil {
+		t.Error("New with a nil client gave no error")
+	}
+}
+
+func TestContextDeadlineIsHonoured(t *testing.T) {
+	needBinaries(t)
+	srv := redistest.StartServer(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	defer client.Close()
+	st := newStore(t, client)
+	// Pause every client for two seconds: the store's call must give up at
+	// its context deadline instead.
+	if err := srv.Client().Do(t.Context(), "CLIENT", "PAUSE", 2000, "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := st.Get(ctx, "k")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get with a paused Redis: %v, want context.DeadlineExceeded", err)
+	}
+	if waited := time.Since(start); waited > 1500*time.Millisecond {
+		t.Errorf("Get returned after %v, past its 200ms deadline and near the pause's end", waited)
+	}
+}
+
+func TestRedisDownAndBack(t *testing.T) {
+	needBinaries(t)
+	// Persistence on, so that the data survives the restart as it would in
+	// production.
+	srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 500 * time.Millisecond, ContextTimeoutEnabled: true})
+	defer client.Close()
+	a := newApp(t, newStore(t, client), sessions.Config{})
+	_, _, cookie := a.do(t, "/inc", "")
+	var body string
+	_, body, _ = a.do(t, "/inc", cookie)
+	if body != "2" {
+		t.Fatalf("before the outage: %q", body)
+	}
+
+	srv.Stop()
+	for _, path := range []string{"/read", "/inc"} {
+		ran := a.ran.Load()
+		code, body, setCookie := a.do(t, path, cookie)
+		if code != http.StatusInternalServerError {
+			t.Fatalf("%s with Redis down: %d %q, want 500", path, code, body)
+		}
+		if a.ran.Load() != ran {
+			t.Fatalf("%s with Redis down: the handler ran with a blank session", path)
+		}
+		if setCookie != cookie {
+			t.Fatalf("%s with Redis down: the cookie was replaced", path)
+		}
+	}
+	// A new visitor whose handler stores data cannot be saved either: 500.
+	if code, _, _ := a.do(t, "/inc", ""); code != http.StatusInternalServerError {
+		t.Fatalf("new session with Redis down: %d, want 500", code)
+	}
+
+	srv.Start()
+	var code int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body, _ = a.do(t, "/inc", cookie)
+		if code == 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code != 200 || body != "3" {
+		t.Fatalf("after Redis came back: %d %q, want 200 and the session's counter at 3", code, body)
+	}
+}
+
+func TestSessionsSharedBetweenManagers(t *testing.T) {
+	client, _ := redistest.Single(t)
+	one := newApp(t, newStore(t, client), sessions.Config{})
+	two := newApp(t, newStore(t, client), sessions.Config{})
+	_, _, cookie := one.do(t, "/inc", "")
+	if _, body, _ := two.do(t, "/inc", cookie); body != "2" {
+		t.Fatalf("second manager read %q, want the first one's session (2)", body)
+	}
+	if _, body, _ := one.do(t, "/read", cookie); body != "2" {
+		t.Fatalf("first manager read %q after the second saved, want 2", body)
+	}
+}

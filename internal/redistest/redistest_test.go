@@ -1,0 +1,346 @@
+package redistest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// needBinaries skips the test when redis-server or redis-cli is missing,
+// unless Required, in which case it fails.
+func needBinaries(t *testing.T) {
+	t.Helper()
+	if HaveBinaries() {
+		return
+	}
+	if Required() {
+		t.Fatalf("redis-server/redis-cli not on PATH and %s=1", RequireEnv)
+	}
+	t.Skip("redis-server/redis-cli not on PATH")
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestStartServerPing(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	s := StartServer(t)
+	if want := "127.0.0.1:" + strconv.Itoa(s.Port()); s.Addr() != want {
+		t.Fatalf("Addr() = %q, want %q", s.Addr(), want)
+	}
+	if !s.Running() {
+		t.Fatal("Running() = false after StartServer")
+	}
+	if got, err := s.Client().Ping(testCtx(t)).Result(); err != nil || got != "PONG" {
+		t.Fatalf("PING = %q, %v", got, err)
+	}
+}
+
+func TestStartServerExtraArgs(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	s := StartServer(t, "--maxmemory", "12345678")
+	got, err := s.Client().ConfigGet(testCtx(t), "maxmemory").Result()
+	if err != nil || got["maxmemory"] != "12345678" {
+		t.Fatalf("CONFIG GET maxmemory = %v, %v", got, err)
+	}
+}
+
+func TestStopStart(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	ctx := testCtx(t)
+	s := StartServer(t)
+	c := s.Client()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	port := s.Port()
+
+	s.Stop()
+	if s.Running() {
+		t.Fatal("Running() = true after Stop")
+	}
+	if err := ping(s.Addr(), time.Second); err == nil {
+		t.Fatal("PING succeeded on a stopped server")
+	}
+	// Through go-redis too (it retries: bound it).
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := c.Ping(short).Err(); err == nil {
+		t.Fatal("go-redis PING succeeded on a stopped server")
+	}
+	s.Stop() // stopping twice is harmless
+
+	s.Start()
+	if !s.Running() {
+		t.Fatal("Running() = false after Start")
+	}
+	if s.Port() != port {
+		t.Fatalf("port changed from %d to %d", port, s.Port())
+	}
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING after Start: %v", err)
+	}
+	if err := c.Get(ctx, "k").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("GET k after restart: err = %v, want redis.Nil (no persistence)", err)
+	}
+}
+
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	ctx := testCtx(t)
+	cl := StartCluster(t)
+	if n := len(cl.Addrs()); n != 3 {
+		t.Fatalf("%d addresses, want 3", n)
+	}
+	cc := cl.Client()
+	for i := range 100 {
+		k := fmt.Sprintf("key:%d", i)
+		if err := cc.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+	}
+	var total int64
+	for _, s := range cl.Servers() {
+		n, err := s.Client().DBSize(ctx).Result()
+		if err != nil {
+			t.Fatalf("DBSIZE on %s: %v", s.Addr(), err)
+		}
+		t.Logf("%s holds %d keys", s.Addr(), n)
+		if n == 0 {
+			t.Errorf("no key on %s", s.Addr())
+		}
+		total += n
+	}
+	if total != 100 {
+		t.Errorf("%d keys on the nodes, want 100", total)
+	}
+
+	t.Run("Counter", func(t *testing.T) { testCounterCluster(t, cl) })
+}
+
+// check compares a Counter with the expected counts and names.
+func check(t *testing.T, what string, c *Counter, commands, roundTrips int64, names ...string) {
+	t.Helper()
+	if c.Commands() != commands || c.RoundTrips() != roundTrips || !slices.Equal(c.Names(), names) {
+		t.Errorf("%s: %d commands, %d round trips, names %q; want %d, %d, %q",
+			what, c.Commands(), c.RoundTrips(), c.Names(), commands, roundTrips, names)
+	}
+	c.Reset()
+}
+
+// exerciseCounter runs a plain command, a pipeline and a transaction through
+// c and checks what counter saw.
+func exerciseCounter(t *testing.T, c redis.UniversalClient, counter *Counter) {
+	ctx := testCtx(t)
+	Warm(t, c)
+	counter.Reset()
+	check(t, "after Reset", counter, 0, 0)
+
+	if err := c.Set(ctx, "{t}a", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "SET", counter, 1, 1, "set")
+
+	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "p1", "1", 0)
+		p.Set(ctx, "p2", "2", 0)
+		p.Get(ctx, "p3")
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatal(err)
+	}
+	check(t, "Pipelined", counter, 3, 1, "set", "set", "get")
+
+	if _, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, "{t}a")
+		p.Expire(ctx, "{t}a", time.Minute)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "TxPipelined", counter, 4, 1, "multi", "incr", "expire", "exec")
+}
+
+func TestCounterSingle(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	c := StartServer(t).Client()
+	counter := &Counter{}
+	c.AddHook(counter)
+	exerciseCounter(t, c, counter)
+}
+
+func TestCounterMiniredis(t *testing.T) {
+	t.Parallel()
+	_, c := Mini(t)
+	counter := &Counter{}
+	c.AddHook(counter)
+	exerciseCounter(t, c, counter)
+}
+
+func TestCounterConnectionSetup(t *testing.T) {
+	t.Parallel()
+	_, c := Mini(t)
+	counter := &Counter{}
+	c.AddHook(counter)
+	// The setup of a new connection runs through the hooks, inside the
+	// first command's ProcessHook call: that command is recorded first.
+	if err := c.Ping(testCtx(t)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	names := counter.Names()
+	t.Logf("first PING on a new client: %d commands, %d round trips: %q",
+		counter.Commands(), counter.RoundTrips(), names)
+	if len(names) < 2 || names[0] != "ping" || !slices.Contains(names, "hello") {
+		t.Errorf("names %q, want ping then the setup, with hello", names)
+	}
+	// After Warm and Reset, nothing but the counted commands shows, even for
+	// pipelines, which go-redis runs on a pool of their own.
+	Warm(t, c)
+	counter.Reset()
+	if _, err := c.Pipelined(testCtx(t), func(p redis.Pipeliner) error {
+		p.Ping(testCtx(t))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "pipelined PING after Warm", counter, 1, 1, "ping")
+}
+
+func testCounterCluster(t *testing.T, cl *Cluster) {
+	ctx := testCtx(t)
+	cc := cl.Client()
+	counter := &Counter{}
+	cc.AddHook(counter)
+	// A second counter on every node client, to see the per-node traffic
+	// the cluster-level counter does not count again.
+	nodes := &Counter{}
+	cc.OnNewNode(func(n *redis.Client) { n.AddHook(nodes) })
+
+	exerciseCounter(t, cc, counter)
+
+	// Three keys on three different masters: one pipeline at the cluster
+	// level, split into one pipeline per node below it.
+	var keys []string
+	seen := map[string]bool{}
+	for i := 0; len(keys) < 3 && i < 1000; i++ {
+		k := "spread:" + strconv.Itoa(i)
+		m, err := cc.MasterForKey(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !seen[m.Options().Addr] {
+			seen[m.Options().Addr] = true
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) != 3 {
+		t.Fatalf("found keys on %d masters, want 3", len(keys))
+	}
+	counter.Reset()
+	nodes.Reset()
+	if _, err := cc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Set(ctx, k, "v", 0)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "cluster Pipelined over 3 nodes", counter, 3, 1, "set", "set", "set")
+	// Below the cluster level: three pipelines, one per node. (Filter on
+	// "set": the node clients may also reload the slot map.)
+	if sets := count(nodes.Names(), "set"); sets != 3 || nodes.RoundTrips() < 3 {
+		t.Errorf("node level: %d SETs in %d round trips, want 3 in >= 3 (names %q)",
+			sets, nodes.RoundTrips(), nodes.Names())
+	}
+
+	nodes.Reset()
+	if err := cc.Get(ctx, keys[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "cluster GET", counter, 1, 1, "get")
+	if gets := count(nodes.Names(), "get"); gets != 1 {
+		t.Errorf("node level: %d GETs, want 1 (names %q)", gets, nodes.Names())
+	}
+}
+
+func count(names []string, name string) int {
+	n := 0
+	for _, x := range names {
+		if x == name {
+			n++
+		}
+	}
+	return n
+}
+
+func TestDirty(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	ctx := testCtx(t)
+	c := StartServer(t).Client()
+	before := Dirty(t, c)
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := Dirty(t, c); got != before+1 {
+		t.Fatalf("after SET: dirty = %d, want %d", got, before+1)
+	}
+	if err := c.Get(ctx, "k").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := Dirty(t, c); got != before+1 {
+		t.Fatalf("after GET: dirty = %d, want %d", got, before+1)
+	}
+}
+
+func TestSingle(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	c, real := Single(t)
+	if real != HaveBinaries() {
+		t.Errorf("real = %v, HaveBinaries() = %v", real, HaveBinaries())
+	}
+	if err := c.Set(ctx, "k", "v", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("GET k = %q, %v", got, err)
+	}
+}
+
+func TestMini(t *testing.T) {
+	t.Parallel()
+	m, c := Mini(t)
+	if err := c.Set(testCtx(t), "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Get("k"); err != nil || got != "v" {
+		t.Fatalf("miniredis has k = %q, %v", got, err)
+	}
+}
+
+func TestRequired(t *testing.T) {
+	t.Setenv(RequireEnv, "1")
+	if !Required() {
+		t.Error("Required() = false with 1")
+	}
+	t.Setenv(RequireEnv, "0")
+	if Required() {
+		t.Error("Required() = true with 0")
+	}
+}
