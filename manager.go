@@ -98,10 +98,23 @@ type Config struct {
 
 	// ErrorHandler answers a request the middleware cannot serve because
 	// loading or saving its session failed (the store is down, a conflict).
-	// Default: log the error with Logger and answer 500 with a generic body.
-	// The handler never runs with a blank session in place of the one the
-	// store could not deliver.
+	// Default: log the error with Logger and answer with a generic body:
+	// 409 Conflict for errors wrapping ErrConflict, 500 for the rest. The
+	// handler never runs with a blank session in place of the one the store
+	// could not deliver.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+
+	// OnConflict says what the middleware does when its end-of-request
+	// save meets ErrConflict: another request changed, migrated or
+	// destroyed the session meanwhile. Default ConflictError: the other
+	// request's change is kept and this response is replaced by the
+	// ErrorHandler's (409). See ConflictPolicy. Handlers that change
+	// contended fields should use Update, which retries.
+	OnConflict ConflictPolicy
+
+	// UpdateAttempts bounds how many times Update applies its change under
+	// contention. Default DefaultUpdateAttempts (64).
+	UpdateAttempts int
 
 	// Logger receives the manager's log records: errors, corrupt stored
 	// sessions. It never receives a token. Default slog.Default().
@@ -123,15 +136,19 @@ type Manager[T any] struct {
 	getToucher backend.GetToucher  // nil when the store lacks it
 	ownStore   io.Closer           // the default store, closed by Close
 
-	codec      codec.Codec
-	idle       time.Duration
-	absolute   time.Duration
-	touchEvery time.Duration
-	maxSize    int
-	cookie     CookieConfig
-	onError    func(http.ResponseWriter, *http.Request, error)
-	logger     *slog.Logger
-	now        func() time.Time
+	codec          codec.Codec
+	idle           time.Duration
+	absolute       time.Duration
+	touchEvery     time.Duration
+	maxSize        int
+	cookie         CookieConfig
+	onError        func(http.ResponseWriter, *http.Request, error)
+	onConflict     ConflictPolicy
+	updateAttempts int
+	logger         *slog.Logger
+	now            func() time.Time
+
+	updating keyLocks // one lock per session key in Update
 
 	zeroData []byte // the encoding of the zero T: a new session equal to it is not stored
 	unstable bool   // T may hold maps: equal values may encode differently
@@ -146,16 +163,18 @@ type contextKey struct{ name string }
 // attributes) or when the codec cannot encode T.
 func New[T any](cfg Config) (*Manager[T], error) {
 	m := &Manager[T]{
-		store:      cfg.Store,
-		codec:      cfg.Codec,
-		idle:       cfg.IdleTimeout,
-		absolute:   cfg.AbsoluteTimeout,
-		touchEvery: cfg.TouchInterval,
-		maxSize:    cfg.MaxSize,
-		onError:    cfg.ErrorHandler,
-		logger:     cfg.Logger,
-		now:        cfg.Now,
-		ctxKey:     &contextKey{name: "sessions"},
+		store:          cfg.Store,
+		codec:          cfg.Codec,
+		idle:           cfg.IdleTimeout,
+		absolute:       cfg.AbsoluteTimeout,
+		touchEvery:     cfg.TouchInterval,
+		maxSize:        cfg.MaxSize,
+		onError:        cfg.ErrorHandler,
+		onConflict:     cfg.OnConflict,
+		updateAttempts: cfg.UpdateAttempts,
+		logger:         cfg.Logger,
+		now:            cfg.Now,
+		ctxKey:         &contextKey{name: "sessions"},
 	}
 	switch {
 	case m.idle < 0:
@@ -166,6 +185,13 @@ func New[T any](cfg Config) (*Manager[T], error) {
 		return nil, fmt.Errorf("%w: TouchInterval %v is negative", ErrInvalidConfig, m.touchEvery)
 	case m.maxSize < 0:
 		return nil, fmt.Errorf("%w: MaxSize %d is negative", ErrInvalidConfig, m.maxSize)
+	case m.updateAttempts < 0:
+		return nil, fmt.Errorf("%w: UpdateAttempts %d is negative", ErrInvalidConfig, m.updateAttempts)
+	case m.onConflict < ConflictError || m.onConflict > ConflictOverwrite:
+		return nil, fmt.Errorf("%w: unknown OnConflict %v", ErrInvalidConfig, m.onConflict)
+	}
+	if m.updateAttempts == 0 {
+		m.updateAttempts = DefaultUpdateAttempts
 	}
 	if m.idle == 0 {
 		m.idle = 30 * time.Minute
@@ -338,10 +364,12 @@ func (m *Manager[T]) setCookie(w http.ResponseWriter, s *Session[T], now time.Ti
 // Config.MaxSize; ErrExpired when the session reached its absolute deadline
 // meanwhile; and a wrapped store error when the store fails.
 func (m *Manager[T]) Save(w http.ResponseWriter, r *http.Request, s *Session[T]) error {
-	return m.save(r.Context(), w, s)
+	return m.save(r.Context(), w, s, ConflictError)
 }
 
-func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session[T]) error {
+// save is Save, with policy deciding what a conflict does (the middleware
+// passes Config.OnConflict).
+func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session[T], policy ConflictPolicy) error {
 	data, err := m.encode(s)
 	if err != nil {
 		return err
@@ -367,8 +395,14 @@ func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session
 	}
 	if m.cas != nil {
 		err = m.cas.SetIf(ctx, s.key, s.version, e)
+		if errors.Is(err, ErrConflict) && policy != ConflictError {
+			err = m.resolveConflict(ctx, s, &e, policy)
+		}
 	} else {
 		err = m.store.Set(ctx, s.key, e)
+	}
+	if errors.Is(err, errKeptTheirs) {
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("sessions: save session %s: %w", s.Handle(), err)
@@ -380,6 +414,34 @@ func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session
 			m.setCookie(w, s, now)
 		}
 	}
+	return nil
+}
+
+// errKeptTheirs is resolveConflict's word that the stored data won and this
+// request's changes were dropped, as the policy asked.
+var errKeptTheirs = errors.New("sessions: kept the other request's change")
+
+// resolveConflict handles a conflicting save of e by policy: it gives up
+// this request's change (ConflictKeepTheirs) or writes over the other's
+// (ConflictOverwrite), but never writes a destroyed or migrated session back.
+func (m *Manager[T]) resolveConflict(ctx context.Context, s *Session[T], e *backend.Entry, policy ConflictPolicy) error {
+	cur, err := m.store.Get(ctx, s.key)
+	if errors.Is(err, backend.ErrNotFound) {
+		return fmt.Errorf("%w: the session was destroyed or migrated", ErrConflict)
+	}
+	if err != nil {
+		return err
+	}
+	if policy == ConflictKeepTheirs {
+		m.logger.WarnContext(ctx, "sessions: conflict: this request's session changes were dropped for another request's", "session", s.Handle())
+		return errKeptTheirs
+	}
+	// ConflictOverwrite: write over the version found, if it is still there.
+	e.Version = cur.Version + 1
+	if err := m.cas.SetIf(ctx, s.key, cur.Version, *e); err != nil {
+		return err
+	}
+	m.logger.WarnContext(ctx, "sessions: conflict: overwrote another request's session changes (OnConflict: ConflictOverwrite)", "session", s.Handle())
 	return nil
 }
 
@@ -498,7 +560,7 @@ func (m *Manager[T]) Handler(next http.Handler) http.Handler {
 			return
 		}
 		cw := &commitWriter{rw: w}
-		cw.commit = func() error { return m.save(r.Context(), w, s) }
+		cw.commit = func() error { return m.save(r.Context(), w, s, m.onConflict) }
 		r = r.WithContext(context.WithValue(r.Context(), m.ctxKey, s))
 		next.ServeHTTP(cw, r)
 		// Commit if next wrote nothing; either way, a failed commit means
@@ -510,8 +572,13 @@ func (m *Manager[T]) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// defaultErrorHandler logs err and answers 500 with a generic body.
+// defaultErrorHandler logs err and answers with a generic body: 409 for a
+// conflict, 500 for anything else.
 func (m *Manager[T]) defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	m.logger.ErrorContext(r.Context(), "sessions: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+	code := http.StatusInternalServerError
+	if errors.Is(err, ErrConflict) {
+		code = http.StatusConflict
+	}
+	m.logger.ErrorContext(r.Context(), "sessions: request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
+	http.Error(w, http.StatusText(code), code)
 }

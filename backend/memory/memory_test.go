@@ -14,6 +14,7 @@ import (
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/memory"
 	"github.com/sessionx/sessions/backend/storetest"
+	"github.com/sessionx/sessions/internal/sessiontest"
 )
 
 func TestConformance(t *testing.T) {
@@ -637,4 +638,12 @@ func benchKeys(b *testing.B, s *memory.Store, n int) []string {
 		}
 	}
 	return keys
+}
+
+func TestConcurrencyThroughManager(t *testing.T) {
+	sessiontest.RunConcurrency(t, func(t *testing.T) backend.Store {
+		s := memory.New(memory.Options{})
+		t.Cleanup(func() { s.Close() })
+		return s
+	}, sessiontest.Options{})
 }

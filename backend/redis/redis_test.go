@@ -19,6 +19,7 @@ import (
 	"github.com/sessionx/sessions/backend/redis"
 	"github.com/sessionx/sessions/backend/storetest"
 	"github.com/sessionx/sessions/internal/redistest"
+	"github.com/sessionx/sessions/internal/sessiontest"
 )
 
 // prefix returns a key prefix of t's own, so that tests sharing a Redis never
@@ -439,4 +440,50 @@ func TestSessionsSharedBetweenManagers(t *testing.T) {
 	if _, body, _ := one.do(t, "/read", cookie); body != "2" {
 		t.Fatalf("first manager read %q after the second saved, want 2", body)
 	}
+}
+
+func TestConformanceSentinel(t *testing.T) {
+	needBinaries(t)
+	sentinel := redistest.StartSentinel(t)
+	client := sentinel.Client()
+	storetest.Run(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+}
+
+func TestMigrateThroughSentinel(t *testing.T) {
+	needBinaries(t)
+	sentinel := redistest.StartSentinel(t)
+	a := newApp(t, newStore(t, sentinel.Client()), sessions.Config{})
+	_, _, cookie := a.do(t, "/inc", "")
+	req := httptest.NewRequest("POST", "/login", nil)
+	req.Header.Set("Cookie", cookie)
+	rec := httptest.NewRecorder()
+	s, err := a.mgr.Load(rec, req)
+	if err != nil || s.IsNew() {
+		t.Fatalf("load: %v", err)
+	}
+	if err := a.mgr.Migrate(rec, req, s); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	next := "session=" + rec.Result().Cookies()[0].Value
+	if _, body, _ := a.do(t, "/read", next); body != "1" {
+		t.Fatalf("new token through Sentinel: %q, want 1", body)
+	}
+	if _, body, _ := a.do(t, "/read", cookie); body != "0" {
+		t.Fatalf("old token through Sentinel: %q, want a new session", body)
+	}
+	if n, err := countKeys(t.Context(), sentinel.Primary().Client(), prefix(t)); err != nil || n != 1 {
+		t.Fatalf("keys on the primary: %d, %v; want 1", n, err)
+	}
+}
+
+func TestConcurrencyRealRedis(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartServer(t).Client()
+	sessiontest.RunConcurrency(t, func(t *testing.T) backend.Store { return newStore(t, client) }, sessiontest.Options{})
+}
+
+func TestConcurrencyCluster(t *testing.T) {
+	needBinaries(t)
+	cluster := redistest.StartCluster(t)
+	sessiontest.RunConcurrency(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) }, sessiontest.Options{})
 }

@@ -1,0 +1,164 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/sessionx/sessions/backend"
+)
+
+// ConflictPolicy says what the middleware does when its end-of-request save
+// finds that another request changed, migrated or destroyed the session since
+// this request loaded it (ErrConflict). See Config.OnConflict.
+type ConflictPolicy int
+
+const (
+	// ConflictError, the default, keeps the other request's change and
+	// drops this one's: the response the handler was about to write is
+	// replaced by Config.ErrorHandler's answer to an error wrapping
+	// ErrConflict (the default ErrorHandler answers 409 Conflict), so the
+	// client knows its change did not land and may retry. Nothing is lost
+	// silently.
+	ConflictError ConflictPolicy = iota
+
+	// ConflictKeepTheirs keeps the other request's change and drops this
+	// one's, but lets the handler's response go out as written, with a
+	// warning in the log. Suits handlers whose session changes are
+	// best-effort (a "last page seen" field).
+	ConflictKeepTheirs
+
+	// ConflictOverwrite writes this request's data over the other one's,
+	// as session libraries without versions do (last writer wins). It never
+	// brings back a destroyed or migrated session: that still gives
+	// ErrConflict. Use it only when losing the other request's change is
+	// acceptable.
+	ConflictOverwrite
+)
+
+// String returns the policy's name.
+func (p ConflictPolicy) String() string {
+	switch p {
+	case ConflictError:
+		return "ConflictError"
+	case ConflictKeepTheirs:
+		return "ConflictKeepTheirs"
+	case ConflictOverwrite:
+		return "ConflictOverwrite"
+	}
+	return fmt.Sprintf("ConflictPolicy(%d)", int(p))
+}
+
+// DefaultUpdateAttempts is how many times Update applies its function before
+// it gives up on a session under constant contention.
+const DefaultUpdateAttempts = 64
+
+// Update applies change to s.Data and saves the session at once. When
+// another request changed the session since it was loaded (ErrConflict),
+// Update reloads the latest stored data into s and applies change again,
+// up to Config.UpdateAttempts times, so that
+// concurrent requests never lose each other's increments. change must
+// therefore be a function of the data it is given (count++, append), safe to
+// run more than once.
+//
+// Update returns change's error as is (nothing is saved), an error wrapping
+// ErrConflict when the session was destroyed or migrated meanwhile (it is
+// not brought back; s is left holding the data change produced) or when
+// every attempt met a conflict, and other errors as Save does. On a new
+// session it creates the session, as Save does.
+//
+// Within one Manager, Updates of the same session take turns (a lock per
+// session, held while Update runs), so that requests served by one process
+// do not spend round trips conflicting with each other; retries are left for
+// requests served by other processes.
+//
+// Without a store that implements backend.Conditional, conflicts go unseen
+// and Update is change followed by Save.
+func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T], change func(*T) error) error {
+	ctx := r.Context()
+	if !s.isNew {
+		unlock := m.updating.lock(s.key)
+		defer unlock()
+	}
+	for attempt := 1; ; attempt++ {
+		if err := change(&s.Data); err != nil {
+			return err
+		}
+		err := m.save(ctx, w, s, ConflictError)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		if attempt >= m.updateAttempts {
+			return fmt.Errorf("sessions: update session %s: gave up after %d attempts: %w", s.Handle(), attempt, err)
+		}
+		if err := m.reload(ctx, s); err != nil {
+			return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
+		}
+		// Retry at once. Every round some contender's write lands, so
+		// the loop always makes progress; a back-off would only hand the
+		// session to contenders that have not backed off yet (starvation).
+	}
+}
+
+// reload replaces s's data and version with what the store holds now under
+// s's key. It returns an error wrapping ErrConflict when the session is gone
+// (destroyed, migrated or expired).
+func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) error {
+	e, err := m.store.Get(ctx, s.key)
+	if errors.Is(err, backend.ErrNotFound) {
+		return fmt.Errorf("%w: the session was destroyed or migrated", ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	env, err := decodeEnvelope(e.Value)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	var data T
+	if err := m.codec.Unmarshal(env.data, &data); err != nil {
+		return fmt.Errorf("reload: decode session data: %w", err)
+	}
+	s.Data, s.loaded, s.version, s.expires = data, env.data, e.Version, e.Expires
+	s.owner, s.issued = env.owner, env.issued
+	return nil
+}
+
+// keyLocks is a set of mutexes, one per key in use, created on demand and
+// dropped when no goroutine holds or waits for them.
+type keyLocks struct {
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	mu   sync.Mutex
+	refs int // holders and waiters
+}
+
+// lock locks key's mutex and returns its unlock function.
+func (k *keyLocks) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*keyLock)
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyLock{}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,194 @@
+package sessions
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sessionx/sessions/backend"
+)
+
+// twoRequests loads the session of cookie twice, as two concurrent requests
+// would, then saves the first with N=1 through Save, and returns the second.
+func twoRequests(t *testing.T, env *testEnv[visitV1], cookie string) *Session[visitV1] {
+	t.Helper()
+	first, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+	second, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+	first.Data.Count = 1
+	if err := env.mgr.Save(newHeaderWriter(), httptestRequest(cookie), first); err != nil {
+		t.Fatal(err)
+	}
+	return second
+}
+
+func newStoredSession(t *testing.T, env *testEnv[visitV1]) string {
+	t.Helper()
+	w := newHeaderWriter()
+	s, _ := env.mgr.Load(w, httptestRequest(""))
+	s.Data.User = "ann"
+	if err := env.mgr.Save(w, httptestRequest(""), s); err != nil {
+		t.Fatal(err)
+	}
+	c := w.Result().Cookies()[0]
+	return c.Name + "=" + c.Value
+}
+
+func TestConflictPolicies(t *testing.T) {
+	tests := []struct {
+		policy    ConflictPolicy
+		wantCode  int
+		wantBody  string
+		wantCount int // stored after both requests
+	}{
+		{ConflictError, http.StatusConflict, "Conflict\n", 1},
+		{ConflictKeepTheirs, http.StatusOK, "written", 1},
+		{ConflictOverwrite, http.StatusOK, "written", 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			env := newTestEnv[visitV1](t, Config{OnConflict: tc.policy})
+			cookie := newStoredSession(t, env)
+			// The middleware's request loads, then another request saves
+			// N=1, then the middleware's handler sets N=2 and writes.
+			h := env.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s := env.mgr.Get(r)
+				other, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+				other.Data.Count = 1
+				if err := env.mgr.Save(newHeaderWriter(), httptestRequest(cookie), other); err != nil {
+					t.Fatal(err)
+				}
+				s.Data.Count = 2
+				fmt.Fprint(w, "written")
+			}))
+			rec := serve(t, h, "POST", "/", cookie)
+			if rec.Code != tc.wantCode || rec.Body.String() != tc.wantBody {
+				t.Errorf("response %d %q, want %d %q", rec.Code, rec.Body.String(), tc.wantCode, tc.wantBody)
+			}
+			s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+			if s.Data.Count != tc.wantCount {
+				t.Errorf("stored Count %d, want %d", s.Data.Count, tc.wantCount)
+			}
+			if tc.policy != ConflictError && !strings.Contains(env.logs.String(), "conflict") {
+				t.Error("the conflict was not logged")
+			}
+		})
+	}
+}
+
+func TestConflictOverwriteNeverResurrects(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{OnConflict: ConflictOverwrite})
+	cookie := newStoredSession(t, env)
+	h := env.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := env.mgr.Get(r)
+		other, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+		if err := env.mgr.Destroy(newHeaderWriter(), httptestRequest(cookie), other); err != nil {
+			t.Fatal(err)
+		}
+		s.Data.Count = 5
+	}))
+	if rec := serve(t, h, "POST", "/", cookie); rec.Code != http.StatusConflict {
+		t.Errorf("save after logout with ConflictOverwrite: %d, want 409", rec.Code)
+	}
+	if s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie)); !s.IsNew() {
+		t.Fatal("ConflictOverwrite brought a destroyed session back")
+	}
+}
+
+func TestSaveConflictIsErrConflict(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{})
+	cookie := newStoredSession(t, env)
+	second := twoRequests(t, env, cookie)
+	second.Data.Count = 2
+	if err := env.mgr.Save(newHeaderWriter(), httptestRequest(cookie), second); !errors.Is(err, ErrConflict) || !errors.Is(err, backend.ErrConflict) {
+		t.Fatalf("second Save: %v, want ErrConflict", err)
+	}
+}
+
+func TestUpdateReappliesOnConflict(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{})
+	cookie := newStoredSession(t, env)
+	second := twoRequests(t, env, cookie)
+	calls := 0
+	err := env.mgr.Update(newHeaderWriter(), httptestRequest(cookie), second, func(v *visitV1) error {
+		calls++
+		v.Count += 10
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Errorf("change ran %d times, want 2 (once more after the conflict)", calls)
+	}
+	if s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie)); s.Data.Count != 11 {
+		t.Errorf("stored Count %d, want 11: the other request's 1 plus this one's 10", s.Data.Count)
+	}
+}
+
+func TestUpdateReturnsChangeError(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{})
+	cookie := newStoredSession(t, env)
+	s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+	boom := errors.New("out of stock")
+	before := env.store.writes.Load()
+	if err := env.mgr.Update(newHeaderWriter(), httptestRequest(cookie), s, func(v *visitV1) error { return boom }); err != boom {
+		t.Fatalf("Update: %v, want the change's error", err)
+	}
+	if env.store.writes.Load() != before {
+		t.Error("a failed change was written")
+	}
+}
+
+func TestUpdateGivesUpAfterAttempts(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{UpdateAttempts: 3})
+	cookie := newStoredSession(t, env)
+	s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+	// Every attempt, another writer gets in first.
+	err := env.mgr.Update(newHeaderWriter(), httptestRequest(cookie), s, func(v *visitV1) error {
+		other, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+		other.Data.Count += 100
+		if err := env.mgr.Save(newHeaderWriter(), httptestRequest(cookie), other); err != nil {
+			t.Fatal(err)
+		}
+		v.Count++
+		return nil
+	})
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "3 attempts") {
+		t.Fatalf("Update under constant contention: %v, want ErrConflict after 3 attempts", err)
+	}
+}
+
+func TestUpdateOnNewSessionCreatesIt(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{})
+	w := httptest.NewRecorder()
+	s, _ := env.mgr.Load(w, httptestRequest(""))
+	if err := env.mgr.Update(w, httptestRequest(""), s, func(v *visitV1) error { v.Count = 1; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if s.IsNew() || len(w.Result().Cookies()) != 1 {
+		t.Fatal("Update did not create the new session")
+	}
+}
+
+func TestKeyLocksReleaseEntries(t *testing.T) {
+	var k keyLocks
+	var wg sync.WaitGroup
+	n := 0
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			unlock := k.lock("a")
+			n++ // guarded by the lock
+			unlock()
+		}()
+	}
+	wg.Wait()
+	if n != 50 || len(k.locks) != 0 {
+		t.Fatalf("n=%d, %d lock entries left, want 50 and 0", n, len(k.locks))
+	}
+}
