@@ -18,6 +18,8 @@
 //	v  its version, counted up by every write
 //	e  its idle deadline, Unix milliseconds
 //	l  its absolute deadline, Unix milliseconds (0: none)
+//	w  a random id of the write that stored it, so that a write sent again
+//	   after a lost reply is recognised (see Options.ResolveWithin)
 //
 // and a TTL set with PEXPIREAT to the idle deadline, which a touch never moves
 // past the absolute deadline: Redis forgets an idle or ended session by
@@ -45,9 +47,12 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -73,13 +78,28 @@ type Options struct {
 	// DefaultPrefix ("session:"). On a Cluster, a prefix holding a hash tag
 	// ({...}) would put every session in one slot: avoid it.
 	Prefix string
+
+	// ResolveWithin bounds how long a write whose outcome is unknown is
+	// retried. A write's outcome is unknown when the connection broke after
+	// the command was sent (Redis stopped, the network failed): it may or
+	// may not have been applied. Every write of the store can be replayed
+	// safely (a replay of a write that landed changes nothing and reports
+	// success), so the store sends it again until Redis answers, for at most
+	// this long and never past the context's deadline, and reports what
+	// really happened rather than an error for a write that landed. Default
+	// DefaultResolveWithin (5s); a negative value turns retries off.
+	ResolveWithin time.Duration
 }
+
+// DefaultResolveWithin is the default of Options.ResolveWithin.
+const DefaultResolveWithin = 5 * time.Second
 
 // Store is a backend.Store on Redis. It is safe for concurrent use. It does
 // not own its client: closing the client is the application's business.
 type Store struct {
-	client goredis.UniversalClient
-	prefix string
+	client  goredis.UniversalClient
+	prefix  string
+	resolve time.Duration
 	// atomicMove is true when both keys of a Replace can be handled by one
 	// script: on a single node or a Sentinel-managed primary.
 	atomicMove bool
@@ -92,9 +112,12 @@ func New(ctx context.Context, client goredis.UniversalClient, opts Options) (*St
 	if client == nil {
 		return nil, errors.New("sessions: redis store: nil client")
 	}
-	s := &Store{client: client, prefix: opts.Prefix}
+	s := &Store{client: client, prefix: opts.Prefix, resolve: opts.ResolveWithin}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
+	}
+	if s.resolve == 0 {
+		s.resolve = DefaultResolveWithin
 	}
 	switch client.(type) {
 	case *goredis.ClusterClient, *goredis.Ring:
@@ -164,23 +187,27 @@ end
 return {r[1], r[2], exp, r[4], touched}
 `)
 
-	// KEYS[1]; ARGV: value, version, expires, limit.
+	// KEYS[1]; ARGV: value, version, expires, limit, write id.
 	setScript = goredis.NewScript(`
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4])
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4], 'w', ARGV[5])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 `)
 
-	// KEYS[1]; ARGV: old version (0: must not exist), value, version, expires, limit.
-	// Returns 1 when written, 0 on conflict.
+	// KEYS[1]; ARGV: old version (0: must not exist), value, version, expires,
+	// limit, write id. Returns 1 when written, 0 on conflict. Replaying a
+	// write that already landed (its write id is stored) returns 1 and
+	// changes nothing.
 	setIfScript = goredis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], 'v')
+local r = redis.call('HMGET', KEYS[1], 'v', 'w')
+if r[2] == ARGV[6] then return 1 end
+local cur = r[1]
 if ARGV[1] == '0' then
 	if cur then return 0 end
 elseif cur ~= ARGV[1] then
 	return 0
 end
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5])
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5], 'w', ARGV[6])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1
 `)
@@ -197,19 +224,24 @@ redis.call('PEXPIREAT', KEYS[1], new)
 return 1
 `)
 
-	// KEYS[1]; ARGV: version. Deletes the key only if it holds that version.
+	// KEYS[1]; ARGV: version. Deletes the key only if it holds that version:
+	// returns 1 when deleted, 0 when it holds another, -1 when it is missing.
 	deleteIfScript = goredis.NewScript(`
-if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+local cur = redis.call('HGET', KEYS[1], 'v')
+if not cur then return -1 end
+if cur ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 `)
 
-	// KEYS: old, new; ARGV: old version, value, version, expires, limit.
+	// KEYS: old, new; ARGV: old version, value, version, expires, limit,
+	// write id. Replaying a move that already happened returns 1.
 	replaceScript = goredis.NewScript(`
+if redis.call('HGET', KEYS[2], 'w') == ARGV[6] then return 1 end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[2], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5])
+redis.call('HSET', KEYS[2], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5], 'w', ARGV[6])
 redis.call('PEXPIREAT', KEYS[2], ARGV[4])
 return 1
 `)
@@ -235,6 +267,70 @@ func fromMS(n int64) time.Time {
 // wrap adds the store's context to err.
 func wrap(op string, err error) error {
 	return fmt.Errorf("sessions: redis %s: %w", op, err)
+}
+
+// write runs a replayable write script. When its outcome is unknown (see
+// Options.ResolveWithin) it runs it again until Redis answers, the context
+// ends or ResolveWithin passes; replayed reports whether the answer came
+// from a replay.
+func (s *Store) write(ctx context.Context, run func(context.Context) (int64, error)) (n int64, replayed bool, err error) {
+	n, err = run(ctx)
+	if err == nil || !outcomeUnknown(err) || s.resolve < 0 {
+		return n, false, err
+	}
+	first := err
+	deadline := time.Now().Add(s.resolve)
+	wait := 20 * time.Millisecond
+	for time.Now().Before(deadline) {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, false, fmt.Errorf("outcome unknown: %w (then %w)", first, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+		n, err = run(ctx)
+		if err == nil {
+			return n, true, nil
+		}
+		if !retryable(err) {
+			break
+		}
+	}
+	return 0, false, fmt.Errorf("outcome unknown: %w (last try: %v)", first, err)
+}
+
+// outcomeUnknown reports whether err leaves open whether a write was
+// applied: anything but a reply from Redis or the end of the context. Even a
+// failure to connect counts: go-redis retries a command whose connection
+// broke (Options.MaxRetries), so its last error may be a refused dial after
+// a first try that Redis applied.
+func outcomeUnknown(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var rerr goredis.Error
+	return !errors.As(err, &rerr) || retryable(err)
+}
+
+// retryable reports whether trying a write again may succeed: a network
+// failure, or Redis saying it is not ready yet.
+func retryable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var rerr goredis.Error
+	if !errors.As(err, &rerr) {
+		return true
+	}
+	msg := rerr.Error()
+	for _, p := range []string{"LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Get returns the live entry under key, or backend.ErrNotFound.
@@ -296,9 +392,13 @@ func parseEntry(res []any) (backend.Entry, bool, error) {
 	}, touched == 1, nil
 }
 
-// entryArgs returns the script arguments value, version, expires, limit.
+// entryArgs returns the script arguments value, version, expires, limit and
+// a fresh write id, which tells a replay of this write from another writer's
+// write of the same version.
 func entryArgs(e backend.Entry) []any {
-	return []any{e.Value, e.Version, ms(e.Expires), ms(e.Limit)}
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	return []any{e.Value, e.Version, ms(e.Expires), ms(e.Limit), hex.EncodeToString(id[:])}
 }
 
 // Set stores e under key. A past or zero Expires removes the key: PEXPIREAT
@@ -307,7 +407,10 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("set", err)
 	}
-	if err := setScript.Run(ctx, s.client, []string{s.prefix + key}, entryArgs(e)...).Err(); err != nil {
+	_, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
+		return setScript.Run(ctx, s.client, []string{s.prefix + key}, entryArgs(e)...).Int64()
+	})
+	if err != nil {
 		return wrap("set", err)
 	}
 	return nil
@@ -319,7 +422,9 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, e backend.Ent
 		return wrap("set", err)
 	}
 	args := append([]any{strconv.FormatUint(old, 10)}, entryArgs(e)...)
-	n, err := setIfScript.Run(ctx, s.client, []string{s.prefix + key}, args...).Int64()
+	n, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
+		return setIfScript.Run(ctx, s.client, []string{s.prefix + key}, args...).Int64()
+	})
 	if err != nil {
 		return wrap("set", err)
 	}
@@ -335,7 +440,9 @@ func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error 
 	if err := ctx.Err(); err != nil {
 		return wrap("touch", err)
 	}
-	n, err := touchScript.Run(ctx, s.client, []string{s.prefix + key}, ms(expires)).Int64()
+	n, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
+		return touchScript.Run(ctx, s.client, []string{s.prefix + key}, ms(expires)).Int64()
+	})
 	if err != nil {
 		return wrap("touch", err)
 	}
@@ -350,7 +457,10 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("delete", err)
 	}
-	if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {
+	_, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
+		return s.client.Del(ctx, s.prefix+key).Result()
+	})
+	if err != nil {
 		return wrap("delete", err)
 	}
 	return nil
@@ -366,7 +476,9 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	oldArg := strconv.FormatUint(old, 10)
 	if s.atomicMove {
 		args := append([]any{oldArg}, entryArgs(e)...)
-		n, err := replaceScript.Run(ctx, s.client, []string{s.prefix + oldKey, s.prefix + newKey}, args...).Int64()
+		n, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
+			return replaceScript.Run(ctx, s.client, []string{s.prefix + oldKey, s.prefix + newKey}, args...).Int64()
+		})
 		if err != nil {
 			return wrap("replace", err)
 		}
@@ -383,9 +495,11 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	if err := s.SetIf(ctx, newKey, 0, e); err != nil {
 		return err
 	}
-	n, err := deleteIfScript.Run(ctx, s.client, []string{s.prefix + oldKey}, oldArg).Int64()
-	if err == nil && n == 1 {
-		return nil
+	n, replayed, err := s.write(ctx, func(ctx context.Context) (int64, error) {
+		return deleteIfScript.Run(ctx, s.client, []string{s.prefix + oldKey}, oldArg).Int64()
+	})
+	if err == nil && (n == 1 || (n == -1 && replayed)) {
+		return nil // deleted now, or by the try whose answer was lost
 	}
 	// The old session changed or vanished (or Redis failed): undo.
 	if derr := s.client.Del(ctx, s.prefix+newKey).Err(); derr != nil && err == nil {

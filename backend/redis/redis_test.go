@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -486,4 +488,122 @@ func TestConcurrencyCluster(t *testing.T) {
 	needBinaries(t)
 	cluster := redistest.StartCluster(t)
 	sessiontest.RunConcurrency(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) }, sessiontest.Options{})
+}
+
+// lossyProxy forwards TCP between a client and Redis and, when armed, drops
+// the next reply from Redis and cuts the connection: the command was
+// applied, but the client never hears so.
+type lossyProxy struct {
+	ln     net.Listener
+	target string
+	armed  atomic.Bool
+	drops  atomic.Int64
+}
+
+func newLossyProxy(t *testing.T, target string) *lossyProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &lossyProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *lossyProxy) serve(client net.Conn) {
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	go func() {
+		io.Copy(server, client)
+		server.Close()
+	}()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := server.Read(buf)
+		if n > 0 {
+			if p.armed.CompareAndSwap(true, false) {
+				p.drops.Add(1)
+				client.Close()
+				server.Close()
+				return
+			}
+			if _, werr := client.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	client.Close()
+	server.Close()
+}
+
+func TestWriteWithLostReplyIsResolved(t *testing.T) {
+	needBinaries(t)
+	srv := redistest.StartServer(t)
+	proxy := newLossyProxy(t, srv.Addr())
+	client := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true})
+	defer client.Close()
+	st := newStore(t, client)
+	ctx := t.Context()
+	e := backend.Entry{Value: []byte("v1"), Expires: time.Now().Add(time.Minute), Version: 1}
+	if err := st.SetIf(ctx, "k", 0, e); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		write func() error
+		check func(t *testing.T)
+	}{
+		{"SetIf", func() error {
+			return st.SetIf(ctx, "k", 1, backend.Entry{Value: []byte("v2"), Expires: time.Now().Add(time.Minute), Version: 2})
+		}, func(t *testing.T) {
+			got, err := st.Get(ctx, "k")
+			if err != nil || string(got.Value) != "v2" || got.Version != 2 {
+				t.Fatalf("after the replayed SetIf: %+v, %v", got, err)
+			}
+		}},
+		{"Replace", func() error {
+			return st.Replace(ctx, "k", 2, "k2", backend.Entry{Value: []byte("v3"), Expires: time.Now().Add(time.Minute), Version: 3})
+		}, func(t *testing.T) {
+			if _, err := st.Get(ctx, "k"); !errors.Is(err, backend.ErrNotFound) {
+				t.Fatalf("old key after the replayed Replace: %v", err)
+			}
+			if got, err := st.Get(ctx, "k2"); err != nil || string(got.Value) != "v3" {
+				t.Fatalf("new key after the replayed Replace: %+v, %v", got, err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			drops := proxy.drops.Load()
+			proxy.armed.Store(true)
+			if err := tc.write(); err != nil {
+				t.Fatalf("a write Redis applied but whose reply was lost: %v, want success", err)
+			}
+			if proxy.drops.Load() != drops+1 {
+				t.Fatal("the proxy dropped no reply: the test tested nothing")
+			}
+			tc.check(t)
+		})
+	}
+
+	// A different writer of the same version is not mistaken for a replay.
+	if err := st.SetIf(ctx, "k2", 2, backend.Entry{Value: []byte("v3"), Expires: time.Now().Add(time.Minute), Version: 3}); !errors.Is(err, backend.ErrConflict) {
+		t.Fatalf("another writer's SetIf from a stale version: %v, want ErrConflict", err)
+	}
 }

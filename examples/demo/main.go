@@ -4,6 +4,30 @@
 //	go run ./examples/demo              # serves http://127.0.0.1:8080
 //	go run ./examples/demo -addr :9000
 //
+// By default the sessions live in the process's memory. Several demo
+// processes share their sessions when pointed at one Redis:
+//
+//	go run ./examples/demo -addr 127.0.0.1:8080 -redis 127.0.0.1:6379
+//	go run ./examples/demo -addr 127.0.0.1:8081 -redis 127.0.0.1:6379
+//
+// Flags:
+//
+//	-addr ADDR                 address to listen on (default 127.0.0.1:8080)
+//	-redis ADDR                keep sessions in one Redis (or a primary without Sentinel)
+//	-redis-cluster ADDR,ADDR   keep sessions in a Redis Cluster, given its seed nodes
+//	-redis-prefix PREFIX       key prefix in Redis (default "demo:session:")
+//	-secure-cookie             mark the cookie Secure (when served over HTTPS)
+//
+// -redis and -redis-cluster exclude each other. The demo checks at startup,
+// within 5 s, that Redis answers, and exits with an error if it does not.
+// It prints the address it listens on and the store it uses, e.g.
+//
+//	demo: listening on http://127.0.0.1:8080 (store: redis 127.0.0.1:6379)
+//
+// Every request gets at most 10 s (http.TimeoutHandler): a request that
+// takes longer, for example because Redis stopped answering, is answered
+// 503, and its context, which the store's calls use, is cancelled.
+//
 // JSON API (the contract other tests use):
 //
 //	GET  /api/visit   counts the visit: {"visits": N, "user": "..."}
@@ -33,7 +57,17 @@ import (
 	"syscall"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/sessionx/sessions"
+	"github.com/sessionx/sessions/backend/redis"
+)
+
+const (
+	// storeTimeout bounds the startup check that Redis answers.
+	storeTimeout = 5 * time.Second
+	// requestTimeout bounds every request, store calls included.
+	requestTimeout = 10 * time.Second
 )
 
 // Visit is what a visitor's session holds.
@@ -55,17 +89,57 @@ func main() {
 }
 
 // run parses args, serves until ctx ends and prints the address it listens
-// on to out.
+// on, and the store it uses, to out.
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	secure := fs.Bool("secure-cookie", false, "mark the cookie Secure (when served over HTTPS)")
+	redisAddr := fs.String("redis", "", "keep sessions in the Redis at this `address` (one node, or a primary without Sentinel)")
+	clusterAddrs := fs.String("redis-cluster", "", "keep sessions in the Redis Cluster with these comma-separated seed `addresses`")
+	prefix := fs.String("redis-prefix", "demo:session:", "key `prefix` of the sessions in Redis")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	mgr, err := sessions.New[Visit](sessions.Config{
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+
+	cfg := sessions.Config{
 		Cookie: sessions.CookieConfig{Name: "demo_session", Insecure: !*secure},
-	})
+	}
+	storeName := "memory"
+	var client goredis.UniversalClient
+	switch {
+	case *redisAddr != "" && *clusterAddrs != "":
+		return errors.New("-redis and -redis-cluster exclude each other: give one")
+	case *redisAddr != "":
+		client = goredis.NewClient(&goredis.Options{Addr: *redisAddr, ContextTimeoutEnabled: true})
+		storeName = "redis " + *redisAddr
+	case *clusterAddrs != "":
+		var seeds []string
+		for a := range strings.SplitSeq(*clusterAddrs, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				seeds = append(seeds, a)
+			}
+		}
+		if len(seeds) == 0 {
+			return errors.New("-redis-cluster: no address given")
+		}
+		client = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: seeds, ContextTimeoutEnabled: true})
+		storeName = "redis-cluster " + strings.Join(seeds, ",")
+	}
+	if client != nil {
+		// Deferred first, so it runs after mgr.Close: the client outlives
+		// the manager that uses it.
+		defer client.Close()
+		store, err := newRedisStore(ctx, client, *prefix)
+		if err != nil {
+			return fmt.Errorf("%s is unreachable: %w", storeName, err)
+		}
+		cfg.Store = store
+	}
+
+	mgr, err := sessions.New[Visit](cfg)
 	if err != nil {
 		return err
 	}
@@ -76,7 +150,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	srv := &http.Server{Handler: newApp(mgr), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(out, "demo: listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(out, "demo: listening on http://%s (store: %s)\n", ln.Addr(), storeName)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -95,7 +169,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-// newApp returns the demo's routes behind mgr's middleware.
+// newRedisStore makes the Redis store, giving Redis storeTimeout to answer.
+func newRedisStore(ctx context.Context, client goredis.UniversalClient, prefix string) (*redis.Store, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return redis.New(ctx, client, redis.Options{Prefix: prefix})
+}
+
+// newApp returns the demo's routes behind mgr's middleware, each request
+// bounded by requestTimeout.
 func newApp(mgr *sessions.Manager[Visit]) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +225,7 @@ func newApp(mgr *sessions.Manager[Visit]) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"user": ""})
 	})
-	return mgr.Handler(mux)
+	return http.TimeoutHandler(mgr.Handler(mux), requestTimeout, "request timed out\n")
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -4,17 +4,60 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sessionx/sessions"
 )
+
+// TestMain doubles as the demo itself: with DEMO_CHILD=1 the test binary
+// runs the demo with the arguments in DEMO_ARGS (split on spaces) until it
+// gets SIGINT or SIGTERM, or its standard input ends (the parent test died),
+// then exits. Tests start it so to run several demo processes.
+func TestMain(m *testing.M) {
+	if os.Getenv("DEMO_CHILD") != "1" {
+		os.Exit(m.Run())
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		stop()
+	}()
+	err := run(ctx, strings.Fields(os.Getenv("DEMO_ARGS")), os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// parseStartLine returns the URL and the store of the demo's startup line,
+// "demo: listening on http://ADDR (store: NAME)".
+func parseStartLine(t *testing.T, line string) (base, store string) {
+	t.Helper()
+	rest, ok := strings.CutPrefix(line, "demo: listening on ")
+	if !ok || !strings.HasPrefix(rest, "http://") {
+		t.Fatalf("startup line %q does not start with \"demo: listening on http://\"", line)
+	}
+	base, rest, _ = strings.Cut(strings.TrimSpace(rest), " ")
+	store, ok1 := strings.CutPrefix(rest, "(store: ")
+	store, ok2 := strings.CutSuffix(store, ")")
+	if !ok1 || !ok2 {
+		t.Fatalf("startup line %q does not name its store", line)
+	}
+	return base, store
+}
 
 type client struct {
 	t    *testing.T
@@ -153,7 +196,10 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	go io.Copy(io.Discard, pr)
-	base := strings.TrimSpace(line[strings.Index(line, "http://"):])
+	base, store := parseStartLine(t, line)
+	if store != "memory" {
+		t.Errorf("store %q in %q, want memory", store, line)
+	}
 	c := newClient(t, base)
 	if code, got := c.call("GET", "/api/visit", nil); code != 200 || got["visits"] != 1.0 {
 		t.Fatalf("GET /api/visit on the running demo: %d %v", code, got)
