@@ -20,15 +20,23 @@ import (
 //	end       1 byte  0
 //	data      the rest: the codec's encoding of T
 //
-// Decoders skip field tags they do not know, so a later version can add
-// fields that an older deploy still reads.
+// Fields: 1 owner (the string given to SetOwner), 2 binding (SHA-256 of
+// Config.Bind's value), 3 CSRF secret (32 bytes). Decoders skip field tags
+// they do not know, so a later version can add fields that an older deploy
+// still reads.
+//
+// A rotated session's old key holds, for the grace window, a forward record
+// instead: magic 0xA6, format 1, then the new key.
 const (
 	envelopeMagic  = 0xA5
 	envelopeFormat = 1
 	envelopeFixed  = 2 + 3*8 + 16
 	fieldEnd       = 0
 	fieldOwner     = 1
+	fieldBind      = 2
+	fieldCSRF      = 3
 	maxOwnerLen    = 1024
+	forwardMagic   = 0xA6
 )
 
 // errCorrupt is wrapped by every envelope decoding error.
@@ -40,6 +48,8 @@ type envelope struct {
 	issued   time.Time
 	handle   [16]byte
 	owner    string
+	bind     []byte // SHA-256 of the binding, or nil
+	csrf     []byte // the CSRF secret, or nil
 	data     []byte // aliases the decoded input
 }
 
@@ -50,22 +60,47 @@ func appendEnvelope(dst []byte, e *envelope) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(unixNano(e.absolute)))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(unixNano(e.issued)))
 	dst = append(dst, e.handle[:]...)
-	if e.owner != "" {
-		dst = append(dst, fieldOwner)
-		dst = binary.AppendUvarint(dst, uint64(len(e.owner)))
-		dst = append(dst, e.owner...)
-	}
+	dst = appendField(dst, fieldOwner, []byte(e.owner))
+	dst = appendField(dst, fieldBind, e.bind)
+	dst = appendField(dst, fieldCSRF, e.csrf)
 	dst = append(dst, fieldEnd)
 	return append(dst, e.data...)
 }
 
-// envelopeSize returns how many bytes appendEnvelope adds for e.
+// appendField appends a field unless v is empty.
+func appendField(dst []byte, tag byte, v []byte) []byte {
+	if len(v) == 0 {
+		return dst
+	}
+	dst = append(dst, tag)
+	dst = binary.AppendUvarint(dst, uint64(len(v)))
+	return append(dst, v...)
+}
+
+// envelopeSize returns how many bytes appendEnvelope adds for e, at most.
 func envelopeSize(e *envelope) int {
 	n := envelopeFixed + 1 + len(e.data)
-	if e.owner != "" {
-		n += 1 + binary.MaxVarintLen64 + len(e.owner)
+	for _, l := range []int{len(e.owner), len(e.bind), len(e.csrf)} {
+		if l > 0 {
+			n += 1 + binary.MaxVarintLen64 + l
+		}
 	}
 	return n
+}
+
+// appendForward appends a forward record pointing to newKey.
+func appendForward(dst []byte, newKey string) []byte {
+	dst = append(dst, forwardMagic, envelopeFormat)
+	return append(dst, newKey...)
+}
+
+// decodeForward returns the key a forward record points to, and whether b is
+// one.
+func decodeForward(b []byte) (string, bool) {
+	if len(b) < 3 || b[0] != forwardMagic || b[1] != envelopeFormat {
+		return "", false
+	}
+	return string(b[2:]), true
 }
 
 // decodeEnvelope parses b. The returned envelope's data aliases b. Any input,
@@ -101,11 +136,22 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		}
 		v := b[w : w+int(n)]
 		b = b[w+int(n):]
-		if tag == fieldOwner {
+		switch tag {
+		case fieldOwner:
 			if len(v) > maxOwnerLen {
 				return e, fmt.Errorf("%w: owner of %d bytes", errCorrupt, len(v))
 			}
 			e.owner = string(v)
+		case fieldBind:
+			if len(v) != 32 {
+				return e, fmt.Errorf("%w: binding of %d bytes", errCorrupt, len(v))
+			}
+			e.bind = v
+		case fieldCSRF:
+			if len(v) != csrfSecretLen {
+				return e, fmt.Errorf("%w: CSRF secret of %d bytes", errCorrupt, len(v))
+			}
+			e.csrf = v
 		}
 	}
 	if e.created.IsZero() || e.absolute.IsZero() || e.issued.IsZero() {

@@ -1,6 +1,7 @@
 package sessions_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -136,4 +137,74 @@ func ExampleManager_Destroy() {
 	c := rec.Result().Cookies()[0]
 	fmt.Println(c.Name, c.MaxAge < 0)
 	// Output: session true
+}
+
+// CSRF protection: forms carry the session's token; the middleware checks
+// it on unsafe methods.
+func ExampleManager_CSRF() {
+	mgr, err := sessions.New[Cart](sessions.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer mgr.Close()
+
+	var token string
+	app := mgr.Handler(mgr.CSRF(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			token = mgr.Get(r).CSRFToken() // put it in a hidden field named csrf_token
+			return
+		}
+		fmt.Fprint(w, "order placed")
+	})))
+
+	rec := httptest.NewRecorder()
+	app.ServeHTTP(rec, httptest.NewRequest("GET", "/checkout", nil))
+	cookie := rec.Result().Cookies()[0]
+
+	for _, withToken := range []bool{false, true} {
+		req := httptest.NewRequest("POST", "/checkout", nil)
+		req.AddCookie(cookie)
+		if withToken {
+			req.Header.Set("X-CSRF-Token", token)
+		}
+		rec := httptest.NewRecorder()
+		app.ServeHTTP(rec, req)
+		fmt.Println(withToken, rec.Code)
+	}
+	// Output:
+	// false 403
+	// true 200
+}
+
+// Attribute sessions to their user at login, list them, and end all but the
+// current one after a password change.
+func ExampleManager_DestroyAll() {
+	mgr, err := sessions.New[Cart](sessions.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer mgr.Close()
+
+	login := func() *sessions.Session[Cart] {
+		w, r := httptest.NewRecorder(), httptest.NewRequest("POST", "/login", nil)
+		s, _ := mgr.Load(w, r)
+		s.Data.UserID = 42
+		s.SetOwner("user-42")
+		if err := mgr.Migrate(w, r, s); err != nil {
+			panic(err)
+		}
+		return s
+	}
+	login()            // on the phone
+	login()            // on the laptop
+	current := login() // here, changing the password
+	list, _ := mgr.Sessions(context.Background(), "user-42")
+	fmt.Println(len(list), "sessions")
+
+	n, _ := mgr.DestroyAll(context.Background(), "user-42", current.Handle())
+	list, _ = mgr.Sessions(context.Background(), "user-42")
+	fmt.Println(n, "ended,", len(list), "left:", list[0].Handle == current.Handle())
+	// Output:
+	// 3 sessions
+	// 2 ended, 1 left: true
 }

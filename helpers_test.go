@@ -259,3 +259,28 @@ func httptestRequest(cookie string) *http.Request {
 
 // newHeaderWriter returns a ResponseWriter for explicit Load/Save calls.
 func newHeaderWriter() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+var _ backend.Indexer = (*countingStore)(nil)
+
+func (c *countingStore) AddOwned(ctx context.Context, owner, key string, limit time.Time) error {
+	c.writes.Add(1)
+	if err := c.note(key); err != nil {
+		return err
+	}
+	return c.inner.AddOwned(ctx, owner, key, limit)
+}
+
+func (c *countingStore) RemoveOwned(ctx context.Context, owner string, keys ...string) error {
+	c.writes.Add(1)
+	if err := c.note(keys...); err != nil {
+		return err
+	}
+	return c.inner.RemoveOwned(ctx, owner, keys...)
+}
+
+func (c *countingStore) Owned(ctx context.Context, owner string) ([]string, error) {
+	if err := c.note(); err != nil {
+		return nil, err
+	}
+	return c.inner.Owned(ctx, owner)
+}

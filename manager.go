@@ -29,6 +29,7 @@ package sessions
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -116,6 +117,49 @@ type Config struct {
 	// contention. Default DefaultUpdateAttempts (64).
 	UpdateAttempts int
 
+	// RotateEvery, when positive, gives an active session a new token once
+	// this long has passed since its token was issued (at login, Migrate,
+	// or the last rotation), so that a token that leaked is soon worthless.
+	// Default 0: no periodic rotation (Migrate still rotates at login).
+	RotateEvery time.Duration
+
+	// RotateGrace is how long a rotated-away token keeps finding its
+	// session, for requests the browser sent before it received the new
+	// cookie. After it, the old token finds nothing. Default 10 seconds
+	// when RotateEvery is set. It must be shorter than IdleTimeout.
+	RotateGrace time.Duration
+
+	// Bind, when set, binds each session to the client that created it:
+	// Bind(r) is computed for every request (for example from the
+	// User-Agent header), its SHA-256 is stored with the session, and a
+	// request whose value differs does not get the session: it gets a new
+	// one, and OnSuspicious is told. Default nil: no binding. Binding to the
+	// client IP is possible but breaks on mobile networks and proxies, so it
+	// is not the default.
+	Bind func(r *http.Request) string
+
+	// OnSuspicious is told of requests that look like an attack on a
+	// session (so far: a binding mismatch). Default: a log/slog warning with
+	// the session's handle, the reason and the remote address, never the
+	// token.
+	OnSuspicious func(r *http.Request, ev SuspiciousEvent)
+
+	// MaxSessionsPerOwner, when positive, bounds how many live sessions one
+	// owner (see Session.SetOwner) may have at once. What happens when a
+	// session is attributed to an owner at the bound is OwnerLimit. Default
+	// 0: no bound. Needs a store that implements backend.Indexer.
+	MaxSessionsPerOwner int
+
+	// OwnerLimit is what happens at MaxSessionsPerOwner. Default
+	// EvictLeastRecent: the owner's least recently active session is
+	// destroyed. RefuseNew makes the save of the new attribution fail with
+	// ErrTooManySessions.
+	OwnerLimit OwnerLimitPolicy
+
+	// CSRF configures Manager.CSRF, the synchronizer-token middleware. Its
+	// zero value is all defaults.
+	CSRF CSRFConfig
+
 	// Logger receives the manager's log records: errors, corrupt stored
 	// sessions. It never receives a token. Default slog.Default().
 	Logger *slog.Logger
@@ -145,6 +189,14 @@ type Manager[T any] struct {
 	onError        func(http.ResponseWriter, *http.Request, error)
 	onConflict     ConflictPolicy
 	updateAttempts int
+	rotateEvery    time.Duration
+	rotateGrace    time.Duration
+	bind           func(*http.Request) string
+	onSuspicious   func(*http.Request, SuspiciousEvent)
+	maxPerOwner    int
+	ownerLimit     OwnerLimitPolicy
+	csrf           CSRFConfig
+	indexer        backend.Indexer // nil when the store lacks it
 	logger         *slog.Logger
 	now            func() time.Time
 
@@ -172,6 +224,13 @@ func New[T any](cfg Config) (*Manager[T], error) {
 		onError:        cfg.ErrorHandler,
 		onConflict:     cfg.OnConflict,
 		updateAttempts: cfg.UpdateAttempts,
+		rotateEvery:    cfg.RotateEvery,
+		rotateGrace:    cfg.RotateGrace,
+		bind:           cfg.Bind,
+		onSuspicious:   cfg.OnSuspicious,
+		maxPerOwner:    cfg.MaxSessionsPerOwner,
+		ownerLimit:     cfg.OwnerLimit,
+		csrf:           cfg.CSRF,
 		logger:         cfg.Logger,
 		now:            cfg.Now,
 		ctxKey:         &contextKey{name: "sessions"},
@@ -193,6 +252,19 @@ func New[T any](cfg Config) (*Manager[T], error) {
 	if m.updateAttempts == 0 {
 		m.updateAttempts = DefaultUpdateAttempts
 	}
+	switch {
+	case m.rotateEvery < 0:
+		return nil, fmt.Errorf("%w: RotateEvery %v is negative", ErrInvalidConfig, m.rotateEvery)
+	case m.rotateGrace < 0:
+		return nil, fmt.Errorf("%w: RotateGrace %v is negative", ErrInvalidConfig, m.rotateGrace)
+	case m.maxPerOwner < 0:
+		return nil, fmt.Errorf("%w: MaxSessionsPerOwner %d is negative", ErrInvalidConfig, m.maxPerOwner)
+	case m.ownerLimit != EvictLeastRecent && m.ownerLimit != RefuseNew:
+		return nil, fmt.Errorf("%w: unknown OwnerLimit %d", ErrInvalidConfig, m.ownerLimit)
+	}
+	if m.rotateGrace == 0 {
+		m.rotateGrace = 10 * time.Second
+	}
 	if m.idle == 0 {
 		m.idle = 30 * time.Minute
 	}
@@ -207,6 +279,9 @@ func New[T any](cfg Config) (*Manager[T], error) {
 	}
 	if m.touchEvery >= m.idle {
 		return nil, fmt.Errorf("%w: TouchInterval %v is not shorter than IdleTimeout %v", ErrInvalidConfig, m.touchEvery, m.idle)
+	}
+	if m.rotateEvery > 0 && m.rotateGrace >= m.idle {
+		return nil, fmt.Errorf("%w: RotateGrace %v is not shorter than IdleTimeout %v", ErrInvalidConfig, m.rotateGrace, m.idle)
 	}
 	if m.maxSize == 0 {
 		m.maxSize = 1 << 20
@@ -227,6 +302,12 @@ func New[T any](cfg Config) (*Manager[T], error) {
 	if m.onError == nil {
 		m.onError = m.defaultErrorHandler
 	}
+	if m.onSuspicious == nil {
+		m.onSuspicious = m.logSuspicious
+	}
+	if err := m.csrf.withDefaults(); err != nil {
+		return nil, err
+	}
 	var zero T
 	if m.zeroData, err = m.codec.Marshal(&zero); err != nil {
 		return nil, fmt.Errorf("%w: the codec cannot encode %T: %v", ErrInvalidConfig, zero, err)
@@ -239,6 +320,10 @@ func New[T any](cfg Config) (*Manager[T], error) {
 	m.cas, _ = m.store.(backend.Conditional)
 	m.replacer, _ = m.store.(backend.Replacer)
 	m.getToucher, _ = m.store.(backend.GetToucher)
+	m.indexer, _ = m.store.(backend.Indexer)
+	if m.maxPerOwner > 0 && m.indexer == nil {
+		return nil, fmt.Errorf("%w: MaxSessionsPerOwner needs a store that implements backend.Indexer: %w", ErrInvalidConfig, backend.ErrUnsupported)
+	}
 	return m, nil
 }
 
@@ -252,9 +337,13 @@ func (m *Manager[T]) Close() error {
 	return nil
 }
 
-// newSession returns a new, unsaved session.
-func (m *Manager[T]) newSession() *Session[T] {
-	return &Session[T]{isNew: true}
+// newSession returns a new, unsaved session for r.
+func (m *Manager[T]) newSession(r *http.Request) *Session[T] {
+	s := &Session[T]{isNew: true}
+	if m.bind != nil && r != nil {
+		s.bind = m.binding(r)
+	}
+	return s
 }
 
 // Load returns the session of the request's cookie.
@@ -265,7 +354,8 @@ func (m *Manager[T]) newSession() *Session[T] {
 // adopted (a new session gets a new token when it is first saved). A stored
 // session that cannot be decoded (corrupt bytes, a data type changed beyond
 // what the codec tolerates) is logged, with its handle only, and also gives a
-// new session.
+// new session. So does a session whose binding (Config.Bind) does not match
+// the request, which is reported to Config.OnSuspicious.
 //
 // An error means the store failed (it is down, the request's context ended):
 // the session may exist, so Load returns no session rather than a blank one
@@ -274,30 +364,51 @@ func (m *Manager[T]) newSession() *Session[T] {
 // When the session's idle deadline is due for a refresh, Load moves it in the
 // store (in the same round trip on stores that implement
 // backend.GetToucher) and, for a persistent cookie, sets the refreshed cookie
-// on w.
+// on w. When Config.RotateEvery has passed since its token was issued, Load
+// gives the session a new token (see Config.RotateEvery) and sets it on w.
 func (m *Manager[T]) Load(w http.ResponseWriter, r *http.Request) (*Session[T], error) {
 	token, ok := readToken(r, m.cookie.Name)
 	if !ok {
-		return m.newSession(), nil
+		return m.newSession(r), nil
 	}
-	return m.load(r.Context(), w, token)
+	return m.load(w, r, token)
 }
 
-func (m *Manager[T]) load(ctx context.Context, w http.ResponseWriter, token string) (*Session[T], error) {
+// maxForwards bounds how many forward records (left by rotations within
+// the grace window) a load follows.
+const maxForwards = 3
+
+func (m *Manager[T]) load(w http.ResponseWriter, r *http.Request, token string) (*Session[T], error) {
+	ctx := r.Context()
 	key := storeKey(token)
 	now := m.now()
 	var (
-		e       backend.Entry
-		err     error
-		touched bool
+		e         backend.Entry
+		err       error
+		touched   bool
+		forwarded bool
 	)
 	if m.getToucher != nil {
 		e, touched, err = m.getToucher.GetTouch(ctx, key, m.touchThreshold(now), now.Add(m.idle))
 	} else {
 		e, err = m.store.Get(ctx, key)
 	}
+	for hops := 0; err == nil; hops++ {
+		next, ok := decodeForward(e.Value)
+		if !ok {
+			break
+		}
+		if hops == maxForwards || !now.Before(e.Expires) {
+			err = backend.ErrNotFound
+			break
+		}
+		// A token rotated within the grace window: serve the session it
+		// moved to, without handing this request the new token.
+		key, forwarded, touched = next, true, false
+		e, err = m.store.Get(ctx, key)
+	}
 	if errors.Is(err, backend.ErrNotFound) {
-		return m.newSession(), nil
+		return m.newSession(r), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sessions: load: %w", err)
@@ -305,37 +416,59 @@ func (m *Manager[T]) load(ctx context.Context, w http.ResponseWriter, token stri
 	env, err := decodeEnvelope(e.Value)
 	if err != nil {
 		m.logger.WarnContext(ctx, "sessions: stored session is corrupt; starting a new one", "err", err)
-		return m.newSession(), nil
+		return m.newSession(r), nil
 	}
 	if !alive(now, e.Expires, env.absolute) {
-		return m.newSession(), nil
+		return m.newSession(r), nil
 	}
 	s := &Session[T]{
-		token:    token,
-		key:      key,
-		handle:   env.handle,
-		created:  env.created,
-		absolute: env.absolute,
-		issued:   env.issued,
-		expires:  e.Expires,
-		version:  e.Version,
-		owner:    env.owner,
-		loaded:   env.data,
+		token:        token,
+		key:          key,
+		handle:       env.handle,
+		created:      env.created,
+		absolute:     env.absolute,
+		issued:       env.issued,
+		expires:      e.Expires,
+		version:      e.Version,
+		owner:        env.owner,
+		indexedOwner: env.owner,
+		bind:         env.bind,
+		csrf:         env.csrf,
+		loaded:       env.data,
+		forwarded:    forwarded,
+	}
+	if m.bind != nil {
+		b := m.binding(r)
+		if s.bind != nil && subtle.ConstantTimeCompare(s.bind, b) != 1 {
+			m.suspicious(r, s.Handle(), "binding mismatch: the request does not match the client the session was bound to")
+			return m.newSession(r), nil
+		}
+		if s.bind == nil { // stored before Bind was configured
+			s.bind, s.metaChanged = b, true
+		}
 	}
 	if err := m.codec.Unmarshal(env.data, &s.Data); err != nil {
 		m.logger.WarnContext(ctx, "sessions: stored session data does not decode; starting a new one",
 			"session", s.handle.String(), "err", err)
-		return m.newSession(), nil
+		return m.newSession(r), nil
 	}
-	if m.getToucher == nil && m.touchDue(now, e.Expires, env.absolute) {
+	if m.getToucher == nil && m.touchDue(now, e.Expires, env.absolute) || forwarded && m.touchDue(now, e.Expires, env.absolute) {
 		deadline := m.idleDeadline(now, env.absolute)
 		switch err := m.store.Touch(ctx, key, deadline); {
 		case errors.Is(err, backend.ErrNotFound):
-			return m.newSession(), nil // destroyed meanwhile
+			return m.newSession(r), nil // destroyed meanwhile
 		case err != nil:
 			return nil, fmt.Errorf("sessions: load: refresh idle deadline: %w", err)
 		}
 		s.expires, touched = deadline, true
+	}
+	if m.rotateEvery > 0 && !forwarded && !now.Before(s.issued.Add(m.rotateEvery)) {
+		if err := m.rotate(ctx, w, s, now); err != nil {
+			// Not fatal: the session keeps its token until the next request.
+			m.logger.WarnContext(ctx, "sessions: rotation failed; keeping the token for now", "session", s.Handle(), "err", err)
+		} else {
+			touched = false // rotate set the cookie
+		}
 	}
 	if touched {
 		m.setCookie(w, s, now)
@@ -343,9 +476,12 @@ func (m *Manager[T]) load(ctx context.Context, w http.ResponseWriter, token stri
 	return s, nil
 }
 
-// setCookie writes s's cookie to w, expiring with its idle deadline.
+// setCookie writes s's cookie to w, expiring with its idle deadline. A
+// session reached through a rotated token's forward record gets no cookie:
+// its request carries the old token, and the new one went out with the
+// response that rotated it.
 func (m *Manager[T]) setCookie(w http.ResponseWriter, s *Session[T], now time.Time) {
-	if w != nil {
+	if w != nil && !s.forwarded {
 		m.cookie.writeCookie(w, s.token, s.expires, now)
 	}
 }
@@ -375,17 +511,20 @@ func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session
 		return err
 	}
 	if s.isNew {
-		if !m.changed(m.zeroData, data, &s.Data) {
+		if !s.metaChanged && !m.changed(m.zeroData, data, &s.Data) {
 			return nil
 		}
 		return m.create(ctx, w, s, data)
 	}
-	if !m.changed(s.loaded, data, &s.Data) {
+	if !s.metaChanged && !m.changed(s.loaded, data, &s.Data) {
 		return nil
 	}
 	now := m.now()
 	if !now.Before(s.absolute) {
 		return fmt.Errorf("%w: its absolute deadline %v has passed", ErrExpired, s.absolute)
+	}
+	if err := m.beforeOwnerWrite(ctx, s, s.key); err != nil {
+		return err
 	}
 	e := backend.Entry{
 		Value:   m.envelope(s, s.issued, data),
@@ -408,6 +547,7 @@ func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session
 		return fmt.Errorf("sessions: save session %s: %w", s.Handle(), err)
 	}
 	s.version, s.loaded = e.Version, data
+	m.afterOwnerWrite(ctx, s, "")
 	if !s.expires.Equal(e.Expires) {
 		s.expires = e.Expires
 		if !m.cookie.SessionOnly {
@@ -415,6 +555,49 @@ func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session
 		}
 	}
 	return nil
+}
+
+// beforeOwnerWrite runs before s is written under key: when s is being
+// attributed to an owner, it enforces MaxSessionsPerOwner and records key in
+// the owner index first, so that every live session of an owner is indexed
+// (a failed write leaves only a dead record, which the index tolerates).
+func (m *Manager[T]) beforeOwnerWrite(ctx context.Context, s *Session[T], key string) error {
+	if s.owner == "" || m.indexer == nil || (!s.ownerChanged && key == s.key && !s.isNew) {
+		return nil
+	}
+	if s.ownerChanged || s.isNew {
+		if err := m.makeRoom(ctx, s); err != nil {
+			return err
+		}
+	}
+	if err := m.indexer.AddOwned(ctx, s.owner, key, s.absolute); err != nil {
+		return fmt.Errorf("sessions: owner index: %w", err)
+	}
+	return nil
+}
+
+// afterOwnerWrite runs after s was written: it drops index records of the
+// previous owner and of oldKey ("" for none), which only cost a little room
+// if it fails.
+func (m *Manager[T]) afterOwnerWrite(ctx context.Context, s *Session[T], oldKey string) {
+	s.metaChanged = false
+	prev := s.indexedOwner
+	s.indexedOwner, s.ownerChanged = s.owner, false
+	if m.indexer == nil || prev == "" {
+		return
+	}
+	var err error
+	switch {
+	case prev != s.owner && oldKey != "":
+		err = m.indexer.RemoveOwned(ctx, prev, oldKey, s.key)
+	case prev != s.owner:
+		err = m.indexer.RemoveOwned(ctx, prev, s.key)
+	case oldKey != "":
+		err = m.indexer.RemoveOwned(ctx, prev, oldKey)
+	}
+	if err != nil {
+		m.logger.WarnContext(ctx, "sessions: owner index cleanup failed", "session", s.Handle(), "err", err)
+	}
 }
 
 // errKeptTheirs is resolveConflict's word that the stored data won and this
@@ -465,6 +648,8 @@ func (m *Manager[T]) envelope(s *Session[T], issued time.Time, data []byte) []by
 		issued:   issued,
 		handle:   s.handle,
 		owner:    s.owner,
+		bind:     s.bind,
+		csrf:     s.csrf,
 		data:     data,
 	}
 	return appendEnvelope(make([]byte, 0, envelopeSize(&env)), &env)
@@ -478,6 +663,10 @@ func (m *Manager[T]) create(ctx context.Context, w http.ResponseWriter, s *Sessi
 	key := storeKey(token)
 	s.Handle() // give the session its handle
 	s.created, s.absolute = now, now.Add(m.absolute)
+	if err := m.beforeOwnerWrite(ctx, s, key); err != nil {
+		s.created, s.absolute = time.Time{}, time.Time{}
+		return err
+	}
 	e := backend.Entry{
 		Value:   m.envelope(s, now, data),
 		Expires: m.idleDeadline(now, s.absolute),
@@ -496,6 +685,7 @@ func (m *Manager[T]) create(ctx context.Context, w http.ResponseWriter, s *Sessi
 	}
 	s.token, s.key, s.issued, s.expires = token, key, now, e.Expires
 	s.version, s.loaded, s.isNew = e.Version, data, false
+	m.afterOwnerWrite(ctx, s, "")
 	m.setCookie(w, s, now)
 	m.logger.DebugContext(ctx, "sessions: created", "session", s.Handle())
 	return nil
@@ -510,10 +700,14 @@ func (m *Manager[T]) create(ctx context.Context, w http.ResponseWriter, s *Sessi
 // returned, and then s is left as it was.
 func (m *Manager[T]) Destroy(w http.ResponseWriter, r *http.Request, s *Session[T]) error {
 	if !s.isNew {
-		if err := m.store.Delete(r.Context(), s.key); err != nil {
-			return fmt.Errorf("sessions: destroy session %s: %w", s.Handle(), err)
+		if err := m.destroyKey(r.Context(), s.indexedOwner, s.key, s.Handle()); err != nil {
+			return err
 		}
-		m.logger.DebugContext(r.Context(), "sessions: destroyed", "session", s.Handle())
+		if s.forwarded { // the request's own token still forwards here: end it too
+			if err := m.store.Delete(r.Context(), storeKey(s.token)); err != nil {
+				return fmt.Errorf("sessions: destroy session %s: %w", s.Handle(), err)
+			}
+		}
 	}
 	m.cookie.writeCookie(w, "", time.Time{}, m.now())
 	s.reset()
@@ -531,7 +725,7 @@ func (m *Manager[T]) Get(r *http.Request) *Session[T] {
 	}
 	m.logger.ErrorContext(r.Context(), "sessions: Manager.Get called for a request that did not pass through Manager.Handler",
 		"path", r.URL.Path)
-	return m.newSession()
+	return m.newSession(r)
 }
 
 // Handler is the net/http middleware: it loads the request's session before

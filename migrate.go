@@ -43,6 +43,9 @@ func (m *Manager[T]) migrate(ctx context.Context, w http.ResponseWriter, s *Sess
 	}
 	token := newToken()
 	key := storeKey(token)
+	if err := m.beforeOwnerWrite(ctx, s, key); err != nil {
+		return err
+	}
 	e := backend.Entry{
 		Value:   m.envelope(s, now, data),
 		Expires: m.idleDeadline(now, s.absolute),
@@ -52,10 +55,75 @@ func (m *Manager[T]) migrate(ctx context.Context, w http.ResponseWriter, s *Sess
 	if err := m.move(ctx, s.key, s.version, key, e); err != nil {
 		return fmt.Errorf("sessions: migrate session %s: %w", s.Handle(), err)
 	}
-	s.token, s.key, s.issued, s.expires = token, key, now, e.Expires
+	if s.forwarded {
+		// The request came with a rotated-away token that still forwards
+		// here: end it now, as Migrate promises for the request's token.
+		if err := m.store.Delete(ctx, storeKey(s.token)); err != nil {
+			m.logger.WarnContext(ctx, "sessions: removing a rotated token's forward record failed", "session", s.Handle(), "err", err)
+		}
+	}
+	oldKey := s.key
+	s.token, s.key, s.issued, s.expires, s.forwarded = token, key, now, e.Expires, false
 	s.version, s.loaded = e.Version, data
+	m.afterOwnerWrite(ctx, s, oldKey)
 	m.setCookie(w, s, now)
-	m.logger.DebugContext(ctx, "sessions: migrated", "session", s.Handle())
+	m.logger.InfoContext(ctx, "sessions: migrated", "session", s.Handle())
+	return nil
+}
+
+// rotate gives s a new token because Config.RotateEvery has passed, like
+// Migrate, except that the old key keeps a forward record to the new one for
+// Config.RotateGrace, for requests already sent with the old cookie. The new
+// key is written first and the old one replaced by its forward record only if
+// it still holds the version loaded, so that at no moment does neither token
+// work. The session's data is written as loaded: the request's changes are
+// saved by Save as usual.
+func (m *Manager[T]) rotate(ctx context.Context, w http.ResponseWriter, s *Session[T], now time.Time) error {
+	if !now.Before(s.absolute) {
+		return nil
+	}
+	token := newToken()
+	key := storeKey(token)
+	if err := m.beforeOwnerWrite(ctx, s, key); err != nil {
+		return err
+	}
+	e := backend.Entry{
+		Value:   m.envelope(s, now, s.loaded),
+		Expires: m.idleDeadline(now, s.absolute),
+		Limit:   s.absolute,
+		Version: s.version + 1,
+	}
+	graceEnd := now.Add(m.rotateGrace)
+	if graceEnd.After(s.expires) {
+		graceEnd = s.expires
+	}
+	forward := backend.Entry{
+		Value:   appendForward(nil, key),
+		Expires: graceEnd,
+		Limit:   graceEnd, // a load through it never extends it
+		Version: s.version + 1,
+	}
+	var err error
+	if m.cas != nil {
+		if err = m.cas.SetIf(ctx, key, 0, e); err == nil {
+			if err = m.cas.SetIf(ctx, s.key, s.version, forward); err != nil {
+				if derr := m.store.Delete(ctx, key); derr != nil {
+					err = fmt.Errorf("%w (and removing the new key failed: %v)", err, derr)
+				}
+			}
+		}
+	} else if err = m.store.Set(ctx, key, e); err == nil {
+		err = m.store.Set(ctx, s.key, forward)
+	}
+	if err != nil {
+		return err
+	}
+	oldKey := s.key
+	s.token, s.key, s.issued, s.expires = token, key, now, e.Expires
+	s.version = e.Version
+	m.afterOwnerWrite(ctx, s, oldKey)
+	m.setCookie(w, s, now)
+	m.logger.InfoContext(ctx, "sessions: rotated", "session", s.Handle())
 	return nil
 }
 

@@ -2,6 +2,8 @@ package sessions
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"log/slog"
 	"reflect"
 	"time"
@@ -32,8 +34,21 @@ type Session[T any] struct {
 	expires  time.Time // the idle deadline, as last known to be in the store
 	version  uint64    // the stored version this session was loaded at
 	owner    string
+	bind     []byte // SHA-256 of Config.Bind's value, or nil
+	csrf     []byte // CSRF secret, or nil until CSRFToken is first called
 	loaded   []byte // Data's encoding as last loaded or saved; nil while new
 	isNew    bool
+
+	// metaChanged: owner, binding or CSRF secret changed, so the session
+	// must be written even if Data did not change.
+	metaChanged bool
+	// ownerChanged: SetOwner was called; the owner index needs the key.
+	ownerChanged bool
+	// indexedOwner is the owner as last stored (and indexed).
+	indexedOwner string
+	// forwarded: reached through a rotated token within its grace window;
+	// the request's token is not the session's current one.
+	forwarded bool
 }
 
 // Handle returns the session's handle: a random UUID given when the session
@@ -67,24 +82,44 @@ func (s *Session[T]) IdleDeadline() time.Time { return s.expires }
 // CreatedAt plus Config.AbsoluteTimeout. The zero time while it is new.
 func (s *Session[T]) AbsoluteDeadline() time.Time { return s.absolute }
 
-// String names the session by its handle, never by its token.
-func (s *Session[T]) String() string {
-	if s.isNew {
+// Owner returns the owner given to SetOwner, or "".
+func (s *Session[T]) Owner() string { return s.owner }
+
+// SetOwner attributes the session to owner, for example the user id after
+// login, so that Manager.Sessions lists it and Manager.DestroyAll ends it.
+// The session is written at the next Save (or Migrate, or the middleware's
+// commit) even if Data did not change; Config.MaxSessionsPerOwner is
+// enforced then. An empty owner detaches the session from its owner.
+func (s *Session[T]) SetOwner(owner string) {
+	if owner == s.owner {
+		return
+	}
+	s.owner, s.metaChanged, s.ownerChanged = owner, true, true
+}
+
+// String names the session by its handle, never by its token. It has a value
+// receiver so that printing a Session value (not only a pointer) is safe.
+func (s Session[T]) String() string {
+	if s.isNew && s.handle == uuid.Nil {
 		return "sessions.Session{new}"
 	}
-	return "sessions.Session{handle=" + s.Handle() + "}"
+	return "sessions.Session{handle=" + s.handle.String() + "}"
 }
 
 // GoString is String, so that %#v does not print the token either.
-func (s *Session[T]) GoString() string { return s.String() }
+func (s Session[T]) GoString() string { return s.String() }
+
+// Format makes every fmt verb (%v, %+v, %#v, %s, ...) print String: the
+// token and the data never reach a log line through fmt.
+func (s Session[T]) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, s.String()) }
 
 // LogValue makes log/slog show the session's handle and state, never its
 // token or data.
-func (s *Session[T]) LogValue() slog.Value {
-	if s.isNew {
+func (s Session[T]) LogValue() slog.Value {
+	if s.isNew && s.handle == uuid.Nil {
 		return slog.GroupValue(slog.Bool("new", true))
 	}
-	return slog.GroupValue(slog.String("handle", s.Handle()))
+	return slog.GroupValue(slog.String("handle", s.handle.String()))
 }
 
 // reset makes s a new, empty session, detached from any stored one.

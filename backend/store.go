@@ -18,6 +18,9 @@
 //     the core writes the new key, then deletes the old one.
 //   - GetToucher: read an entry and slide its deadline in one step. Without it
 //     a load whose deadline refresh is due costs a Get and a Touch.
+//   - Indexer: keep, per owner (a user id), the keys of the owner's sessions,
+//     for listing them and ending them all. Without it Manager.Sessions and
+//     Manager.DestroyAll return ErrUnsupported.
 //   - io.Closer: release the store's resources.
 //
 // Package storetest holds the conformance suite every store must pass.
@@ -47,6 +50,10 @@ var (
 	// ErrFull means a bounded store refused a new entry because it is at
 	// its capacity.
 	ErrFull = errors.New("sessions: store full")
+
+	// ErrUnsupported means the store lacks an optional capability the
+	// caller needs.
+	ErrUnsupported = errors.New("sessions: not supported by this store")
 )
 
 // Entry is one stored session as a store sees it.
@@ -149,4 +156,32 @@ type GetToucher interface {
 	// ifBefore, or is already at its Limit, is not written and touched is
 	// false.
 	GetTouch(ctx context.Context, key string, ifBefore, expires time.Time) (e Entry, touched bool, err error)
+}
+
+// Indexer may be implemented by a Store that can keep, for each owner (for
+// example a user id), the set of keys of the owner's sessions, so that the
+// core can list them and end them all ("log out everywhere").
+//
+// The index is a hint, kept beside the entries and not atomically with them:
+// it may name keys whose entries are gone (the core checks each key with Get
+// and removes the dead ones with RemoveOwned), but after AddOwned returns it
+// names the key until RemoveOwned, or until the limit given to AddOwned has
+// passed. Owners are arbitrary strings; a store hashes or escapes them as it
+// needs. Records whose limit has passed must not pile up: the store drops
+// them by itself (a sweep, a TTL, or pruning on each write).
+//
+// Without it, Manager.Sessions and Manager.DestroyAll return an error
+// wrapping ErrUnsupported, and a per-owner session limit cannot be enforced.
+type Indexer interface {
+	// AddOwned records that key belongs to owner until limit (the session's
+	// absolute deadline), replacing any earlier limit for that key.
+	AddOwned(ctx context.Context, owner, key string, limit time.Time) error
+
+	// RemoveOwned forgets keys from owner's set. Missing keys are not an
+	// error.
+	RemoveOwned(ctx context.Context, owner string, keys ...string) error
+
+	// Owned returns the keys recorded for owner whose limit has not
+	// passed, in no particular order; none is not an error.
+	Owned(ctx context.Context, owner string) ([]string, error)
 }

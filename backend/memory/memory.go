@@ -1,7 +1,7 @@
 // Package memory is an in-process session store: a sharded, bounded map of
 // entries that implements backend.Store together with every optional
-// capability (backend.Conditional, backend.Replacer, backend.GetToucher) and
-// io.Closer.
+// capability (backend.Conditional, backend.Replacer, backend.GetToucher,
+// backend.Indexer) and io.Closer.
 //
 // It suits a single server process, tests and development. Sessions live in
 // the process's memory and vanish when it exits; several processes behind a
@@ -13,6 +13,12 @@
 // Options.MaxEntries: at the bound, writing a new key either evicts an entry
 // close to expiry or fails with backend.ErrFull (Options.RejectWhenFull).
 //
+// The owner index of backend.Indexer is kept beside the entries, in shards of
+// its own (by owner). Records whose limit has passed are invisible at once
+// and removed by the same sweeper. It holds at most Options.MaxEntries
+// records: at the bound, recording a new key fails with backend.ErrFull (see
+// Store.AddOwned).
+//
 // Call Close when the store is no longer needed, to stop the sweeper.
 package memory
 
@@ -22,6 +28,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +42,7 @@ var (
 	_ backend.Conditional = (*Store)(nil)
 	_ backend.Replacer    = (*Store)(nil)
 	_ backend.GetToucher  = (*Store)(nil)
+	_ backend.Indexer     = (*Store)(nil)
 	_ io.Closer           = (*Store)(nil)
 )
 
@@ -76,6 +84,10 @@ type Options struct {
 	// entries (rounded down), so the total never exceeds MaxEntries, but
 	// one shard may be full while the store as a whole is not. Default
 	// (zero or negative): DefaultMaxEntries (1,000,000).
+	//
+	// It also bounds the owner index (backend.Indexer) separately: the
+	// index holds at most MaxEntries records in all, counting dead ones
+	// the sweeper has not removed yet; see Store.AddOwned.
 	MaxEntries int
 
 	// RejectWhenFull selects what a write of a new key does when its shard
@@ -94,9 +106,11 @@ type Options struct {
 	RejectWhenFull bool
 
 	// SweepInterval is how often a background goroutine removes expired
-	// entries. Default (zero): DefaultSweepInterval (1 minute). A negative
-	// value disables the background sweeper: expired entries are then only
-	// removed by Sweep, by eviction, and by writes to their keys.
+	// entries and dead owner index records. Default (zero):
+	// DefaultSweepInterval (1 minute). A negative value disables the
+	// background sweeper: expired entries are then only removed by Sweep, by
+	// eviction, and by writes to their keys; dead index records only by
+	// Sweep, by AddOwned and RemoveOwned.
 	SweepInterval time.Duration
 
 	// Now is the clock used for every expiry decision, including the
@@ -114,6 +128,13 @@ type Store struct {
 	reject   bool
 	now      func() time.Time
 
+	// The owner index (backend.Indexer), sharded by owner like the entries
+	// by key. records counts the records of every owner shard, live or
+	// dead; it never exceeds maxRecords.
+	owners     []ownerShard
+	records    atomic.Int64
+	maxRecords int64
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{}
@@ -127,6 +148,27 @@ type shard struct {
 	m  map[string]entry
 	_  [32]byte // pad to 64 bytes: neighbouring shards' locks on separate cache lines
 }
+
+// ownerShard is one independently locked part of the owner index. A nil m
+// means the store is closed.
+type ownerShard struct {
+	mu sync.RWMutex
+	m  map[string]*ownerSet
+	_  [32]byte // pad to 64 bytes, as shard
+}
+
+// ownerSet is the index of one owner: key -> limit in Unix nanoseconds. A set
+// is dropped from its ownerShard's map when it becomes empty (by RemoveOwned,
+// AddOwned with a past limit, or Sweep). It is a pointer so that a sweep that
+// let go of the lock can tell whether the set it was walking is still the
+// owner's.
+type ownerSet struct {
+	keys map[string]int64
+}
+
+// sweepChunk bounds how many index records Sweep examines while holding an
+// owner shard's lock without letting go of it.
+const sweepChunk = 256
 
 // entry is a stored backend.Entry. Times are Unix nanoseconds. value is never
 // modified once stored: writes store a fresh copy, so readers may copy it
@@ -176,9 +218,15 @@ func New(opts Options) *Store {
 		reject:   opts.RejectWhenFull,
 		now:      now,
 		done:     make(chan struct{}),
+
+		owners:     make([]ownerShard, n),
+		maxRecords: int64(maxEntries),
 	}
 	for i := range s.shards {
 		s.shards[i].m = make(map[string]entry)
+	}
+	for i := range s.owners {
+		s.owners[i].m = make(map[string]*ownerSet)
 	}
 	if interval > 0 {
 		s.wg.Add(1)
@@ -203,8 +251,8 @@ func (s *Store) sweepLoop(interval time.Duration) {
 }
 
 // Close stops the sweeper, waits for it to exit and releases the stored
-// entries. After Close every method returns backend.ErrClosed. Close is
-// idempotent and always returns nil.
+// entries and the owner index. After Close every method returns
+// backend.ErrClosed. Close is idempotent and always returns nil.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
@@ -216,16 +264,27 @@ func (s *Store) Close() error {
 			sh.m = nil
 			sh.mu.Unlock()
 		}
+		for i := range s.owners {
+			osh := &s.owners[i]
+			osh.mu.Lock()
+			osh.m = nil
+			osh.mu.Unlock()
+		}
+		s.records.Store(0)
 	})
 	return nil
 }
 
-// Sweep removes every expired entry now and returns how many it removed. The
-// background sweeper calls it every Options.SweepInterval; tests and
-// benchmarks may call it directly. It locks one shard at a time, never the
-// whole store, so other goroutines wait at most for the walk of one shard
-// (about MaxEntries/Shards entries: some 15,000 with the defaults, tens of
-// microseconds). After Close it returns 0.
+// Sweep removes every expired entry and every dead owner index record (one
+// whose limit is not after the store's clock) now, and returns how many of
+// both it removed. The background sweeper calls it every
+// Options.SweepInterval; tests and benchmarks may call it directly. It locks
+// one shard at a time, never the whole store, so other goroutines wait at
+// most for the walk of one shard (about MaxEntries/Shards entries: some
+// 15,000 with the defaults, tens of microseconds). In the owner index it
+// lets go of a shard's lock after every 256 records examined, so even one
+// owner with very many records never holds up the others. After Close it
+// returns 0.
 func (s *Store) Sweep() int {
 	removed := 0
 	for i := range s.shards {
@@ -243,7 +302,70 @@ func (s *Store) Sweep() int {
 		}
 		sh.mu.Unlock()
 	}
+	for i := range s.owners {
+		if s.closed.Load() {
+			break
+		}
+		removed += s.sweepOwners(&s.owners[i])
+	}
 	return removed
+}
+
+// sweepOwners removes the dead records of one owner shard and the owner sets
+// it leaves empty, and returns how many records it removed. It lets go of the
+// shard's lock every sweepChunk records examined; when the owner set it was
+// walking was dropped meanwhile (it had become empty), it moves on to the
+// next owner.
+func (s *Store) sweepOwners(osh *ownerShard) int {
+	total, pending, examined := 0, 0, 0
+	osh.mu.Lock()
+	defer func() {
+		s.records.Add(-int64(pending))
+		osh.mu.Unlock()
+	}()
+	if osh.m == nil {
+		return 0
+	}
+	now := s.nowNanos()
+	for owner, set := range osh.m {
+		for k, limit := range set.keys {
+			if limit <= now {
+				delete(set.keys, k)
+				pending++
+				total++
+			}
+			if examined++; examined%sweepChunk != 0 {
+				continue
+			}
+			// Let waiting goroutines in (Gosched, or this goroutine would
+			// likely take the lock straight back). Going on ranging over
+			// maps that others changed meanwhile, under the lock, is well
+			// defined.
+			s.records.Add(-int64(pending))
+			pending = 0
+			osh.mu.Unlock()
+			runtime.Gosched()
+			osh.mu.Lock()
+			if osh.m == nil {
+				return total // closed meanwhile
+			}
+			if osh.m[owner] != set {
+				break // dropped meanwhile
+			}
+			now = s.nowNanos()
+		}
+		if len(set.keys) == 0 && osh.m[owner] == set {
+			delete(osh.m, owner)
+		}
+	}
+	return total
+}
+
+// IndexLen returns the number of records in the owner index
+// (backend.Indexer): the live ones plus the dead ones the sweeper has not
+// removed yet. After Close it returns 0.
+func (s *Store) IndexLen() int {
+	return int(s.records.Load())
 }
 
 // Len returns the number of stored entries: the live ones plus the expired
@@ -478,6 +600,122 @@ func (s *Store) GetTouch(ctx context.Context, key string, ifBefore, expires time
 	return cur.export(), touched, nil
 }
 
+// AddOwned records that key belongs to owner until limit, replacing any
+// earlier limit for that key. A limit not after the store's clock removes the
+// record instead (a dead record is never listed anyway).
+//
+// The index holds at most Options.MaxEntries records. At the bound, recording
+// a new key first drops the owner's dead records and, if that frees nothing,
+// fails with backend.ErrFull and records nothing. It never evicts a live
+// record: the core relies on the index to end all of an owner's sessions, so
+// a silently forgotten record would let a session outlive a "log out
+// everywhere". Replacing the limit of a recorded key always succeeds.
+func (s *Store) AddOwned(ctx context.Context, owner, key string, limit time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := s.nowNanos()
+	lim := toNanos(limit)
+	osh := s.ownerShard(owner)
+	osh.mu.Lock()
+	defer osh.mu.Unlock()
+	if osh.m == nil {
+		return backend.ErrClosed
+	}
+	set := osh.m[owner]
+	if lim <= now {
+		if set != nil {
+			s.removeOwned(osh, owner, set, key)
+		}
+		return nil
+	}
+	if set != nil {
+		if _, ok := set.keys[key]; ok {
+			set.keys[key] = lim
+			return nil
+		}
+	}
+	if s.records.Add(1) > s.maxRecords {
+		// Full: the owner's own dead records are the ones this lock covers.
+		freed := 0
+		if set != nil {
+			for k, l := range set.keys {
+				if l <= now {
+					delete(set.keys, k)
+					freed++
+				}
+			}
+		}
+		s.records.Add(-int64(freed))
+		if freed == 0 {
+			s.records.Add(-1)
+			return backend.ErrFull
+		}
+	}
+	if set == nil {
+		set = &ownerSet{keys: make(map[string]int64, 1)}
+		osh.m[owner] = set
+	}
+	set.keys[key] = lim
+	return nil
+}
+
+// RemoveOwned forgets keys from owner's set. Missing keys are not an error.
+func (s *Store) RemoveOwned(ctx context.Context, owner string, keys ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	osh := s.ownerShard(owner)
+	osh.mu.Lock()
+	defer osh.mu.Unlock()
+	if osh.m == nil {
+		return backend.ErrClosed
+	}
+	if set := osh.m[owner]; set != nil {
+		s.removeOwned(osh, owner, set, keys...)
+	}
+	return nil
+}
+
+// removeOwned deletes keys from owner's set, which is osh.m[owner], and drops
+// the set when that leaves it empty. The caller holds osh's lock.
+func (s *Store) removeOwned(osh *ownerShard, owner string, set *ownerSet, keys ...string) {
+	n := len(set.keys)
+	for _, k := range keys {
+		delete(set.keys, k)
+	}
+	s.records.Add(-int64(n - len(set.keys)))
+	if len(set.keys) == 0 {
+		delete(osh.m, owner)
+	}
+}
+
+// Owned returns the keys recorded for owner whose limit is after the store's
+// clock, in no particular order (nil when there are none).
+func (s *Store) Owned(ctx context.Context, owner string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := s.nowNanos()
+	osh := s.ownerShard(owner)
+	osh.mu.RLock()
+	defer osh.mu.RUnlock()
+	if osh.m == nil {
+		return nil, backend.ErrClosed
+	}
+	set := osh.m[owner]
+	if set == nil {
+		return nil, nil
+	}
+	var keys []string
+	for k, limit := range set.keys {
+		if limit > now {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
 // store writes ne under key in sh, whose lock the caller holds, as Set does.
 func (s *Store) store(sh *shard, key string, ne entry, now int64) error {
 	if ne.expires <= now {
@@ -548,6 +786,10 @@ func (s *Store) shardIndex(key string) uint64 {
 
 func (s *Store) shard(key string) *shard {
 	return &s.shards[s.shardIndex(key)]
+}
+
+func (s *Store) ownerShard(owner string) *ownerShard {
+	return &s.owners[maphash.String(s.seed, owner)&s.mask]
 }
 
 func (s *Store) nowNanos() int64 {

@@ -25,13 +25,21 @@
 // past the absolute deadline: Redis forgets an idle or ended session by
 // itself, no sweeper needed.
 //
+// The owner index (backend.Indexer) is one sorted set per owner, under
+// Prefix + "owner:" + the hex SHA-256 of the owner, whose members are session
+// keys (without Prefix) scored by their absolute deadline in Unix
+// milliseconds. Each AddOwned drops the members whose deadline has passed and
+// sets the set's TTL (PEXPIREAT) to its latest deadline, so the set vanishes
+// with its last session.
+//
 // # Round trips
 //
 // Every operation is one Lua script, so one command and one round trip:
 // loading a session and, when due, sliding its idle deadline (GetTouch);
 // saving a changed session, only if its version is still the one loaded
-// (SetIf); migrating it (Replace). A load whose refresh is not due writes
-// nothing.
+// (SetIf); migrating it (Replace); recording a session for its owner
+// (AddOwned). RemoveOwned and Owned are one plain command each. A load whose
+// refresh is not due writes nothing.
 //
 // # Migrate and Cluster
 //
@@ -48,6 +56,7 @@ package redis
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -66,6 +75,7 @@ var (
 	_ backend.Conditional = (*Store)(nil)
 	_ backend.Replacer    = (*Store)(nil)
 	_ backend.GetToucher  = (*Store)(nil)
+	_ backend.Indexer     = (*Store)(nil)
 )
 
 // DefaultPrefix is the key prefix when Options.Prefix is empty.
@@ -246,7 +256,23 @@ redis.call('PEXPIREAT', KEYS[2], ARGV[4])
 return 1
 `)
 
-	allScripts = []*goredis.Script{getTouchScript, setScript, setIfScript, touchScript, deleteIfScript}
+	// KEYS[1] (an owner's set); ARGV: now, limit, key. Drops the members
+	// whose limit is not after now, records key until limit (or forgets it
+	// when limit is not after now), then makes the set expire with its
+	// latest member. Replaying it changes nothing more.
+	addOwnedScript = goredis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if tonumber(ARGV[2]) > tonumber(ARGV[1]) then
+	redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+else
+	redis.call('ZREM', KEYS[1], ARGV[3])
+end
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if top[2] then redis.call('PEXPIREAT', KEYS[1], top[2]) end
+return 1
+`)
+
+	allScripts = []*goredis.Script{getTouchScript, setScript, setIfScript, touchScript, deleteIfScript, addOwnedScript}
 )
 
 // ms returns t in Unix milliseconds; the zero time is 0.
@@ -509,4 +535,70 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 		return wrap("replace", err)
 	}
 	return backend.ErrConflict
+}
+
+// ownerKey returns the Redis key of owner's set: owners may hold any bytes,
+// so the key names them by their SHA-256.
+func (s *Store) ownerKey(owner string) string {
+	sum := sha256.Sum256([]byte(owner))
+	return s.prefix + "owner:" + hex.EncodeToString(sum[:])
+}
+
+// AddOwned records key in owner's set until limit, in one script that also
+// drops the set's dead members and moves the set's TTL to its latest limit.
+// A limit not in the future forgets key instead. Whether a limit has passed
+// is judged by this process's clock (as by Owned); the set's TTL runs on
+// Redis's.
+func (s *Store) AddOwned(ctx context.Context, owner, key string, limit time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return wrap("add owned", err)
+	}
+	k, now, lim := s.ownerKey(owner), time.Now().UnixMilli(), ms(limit)
+	_, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
+		return addOwnedScript.Run(ctx, s.client, []string{k}, now, lim, key).Int64()
+	})
+	if err != nil {
+		return wrap("add owned", err)
+	}
+	return nil
+}
+
+// RemoveOwned removes keys from owner's set with ZREM; Redis deletes the set
+// when it becomes empty.
+func (s *Store) RemoveOwned(ctx context.Context, owner string, keys ...string) error {
+	if err := ctx.Err(); err != nil {
+		return wrap("remove owned", err)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	k := s.ownerKey(owner)
+	members := make([]any, len(keys))
+	for i, key := range keys {
+		members[i] = key
+	}
+	_, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
+		return s.client.ZRem(ctx, k, members...).Result()
+	})
+	if err != nil {
+		return wrap("remove owned", err)
+	}
+	return nil
+}
+
+// Owned returns the members of owner's set whose limit is in the future: one
+// read-only ZRANGEBYSCORE.
+func (s *Store) Owned(ctx context.Context, owner string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, wrap("owned", err)
+	}
+	now := time.Now().UnixMilli()
+	keys, err := s.client.ZRangeByScore(ctx, s.ownerKey(owner), &goredis.ZRangeBy{
+		Min: "(" + strconv.FormatInt(now, 10),
+		Max: "+inf",
+	}).Result()
+	if err != nil {
+		return nil, wrap("owned", err)
+	}
+	return keys, nil
 }

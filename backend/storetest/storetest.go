@@ -20,12 +20,12 @@
 // registered there runs when the case ends. Every case is its own subtest,
 // named after the rule it checks; a failing case logs that rule. Cases for the
 // optional capabilities (backend.Conditional, backend.Replacer,
-// backend.GetToucher) run only when the store implements them and are
-// skipped otherwise. Single cases can be selected with go test -run, e.g.
+// backend.GetToucher, backend.Indexer) run only when the store implements
+// them and are skipped otherwise. Single cases can be selected with go test -run, e.g.
 // -run 'TestConformance/SetIf'.
 //
-// The suite writes only keys of its own, made of a fixed prefix and random
-// characters, so the stores handed to it may share one server (a Redis
+// The suite writes only keys (and owners) of its own, made of a fixed prefix
+// and random characters, so the stores handed to it may share one server (a Redis
 // database, say) with other runs and other data. It never closes the stores.
 //
 // Time-based cases use real time, because a networked store expires entries
@@ -45,6 +45,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,6 +148,19 @@ var cases = []struct {
 	{"GetTouchDue", "GetTouch of an entry whose Expires is before ifBefore moves Expires and reports touched; the returned entry and a later Get show the new Expires.", testGetTouchDue},
 	{"GetTouchCappedAtLimit", "GetTouch never moves Expires past Limit, and does not write (touched false) an entry already at its Limit.", testGetTouchCappedAtLimit},
 	{"GetTouchNotDue", "GetTouch of an entry whose Expires is not before ifBefore returns it unchanged with touched false.", testGetTouchNotDue},
+
+	// Indexer.
+	{"OwnedAfterAdd", "After AddOwned, Owned of that owner lists the key.", testOwnedAfterAdd},
+	{"OwnedSeveralKeys", "Owned lists every key recorded for an owner, each once.", testOwnedSeveralKeys},
+	{"OwnersIndependent", "Keys recorded for one owner are not listed, nor removed, through another.", testOwnersIndependent},
+	{"OwnerStrings", "Owners are arbitrary strings: spaces, unicode, ':', '{', '}', and 1 KiB owners work and stay distinct.", testOwnerStrings},
+	{"RemoveOwned", "RemoveOwned forgets the given keys only; removing a missing key, from a known or an unknown owner, or no key at all, is not an error.", testRemoveOwned},
+	{"AddOwnedTwice", "AddOwned of a recorded key keeps one record and replaces its limit, later or earlier.", testAddOwnedTwice},
+	{"AddOwnedPastLimit", "AddOwned with a limit not in the future leaves the key unlisted, also when it was recorded with a later limit.", testAddOwnedPastLimit},
+	{"OwnedLimit", "A key is listed before the limit given to AddOwned and no longer after it.", testOwnedLimit},
+	{"OwnedUnknown", "Owned of an owner never recorded returns no key and no error.", testOwnedUnknown},
+	{"IndexerContextCanceled", "AddOwned, RemoveOwned and Owned called with a cancelled context return an error matching context.Canceled and change nothing.", testIndexerContextCanceled},
+	{"IndexerConcurrent", "Concurrent AddOwned, RemoveOwned and Owned on one owner are safe: each goroutine sees its own records, and the owner ends with exactly the keys added and not removed.", testIndexerConcurrent},
 }
 
 // ---- Store cases ----
@@ -834,6 +849,277 @@ func testGetTouchNotDue(t *testing.T, s backend.Store) {
 	}
 }
 
+// ---- Indexer cases ----
+
+func testOwnedAfterAdd(t *testing.T, s backend.Store) {
+	x := indexer(t, s)
+	owner, key := newOwner(t), newKey(t)
+	mustAddOwned(t, x, owner, key, time.Now().Add(long))
+	wantOwned(t, x, owner, "after AddOwned", key)
+}
+
+func testOwnedSeveralKeys(t *testing.T, s backend.Store) {
+	x := indexer(t, s)
+	owner := newOwner(t)
+	keys := make([]string, 5)
+	for i := range keys {
+		keys[i] = newKey(t)
+		mustAddOwned(t, x, owner, keys[i], time.Now().Add(long+time.Duration(i)*time.Minute))
+	}
+	wantOwned(t, x, owner, "after five AddOwned", keys...)
+}
+
+func testOwnersIndependent(t *testing.T, s backend.Store) {
+	x := indexer(t, s)
+	alice, bob := newOwner(t), newOwner(t)
+	ka, kb, shared := newKey(t), newKey(t), newKey(t)
+	limit := time.Now().Add(long)
+	mustAddOwned(t, x, alice, ka, limit)
+	mustAddOwned(t, x, bob, kb, limit)
+	// One key recorded under both owners: the records are separate.
+	mustAddOwned(t, x, alice, shared, limit)
+	mustAddOwned(t, x, bob, shared, limit)
+	wantOwned(t, x, alice, "first owner", ka, shared)
+	wantOwned(t, x, bob, "second owner", kb, shared)
+
+	if err := x.RemoveOwned(t.Context(), alice, ka, kb, shared); err != nil {
+		t.Fatalf("RemoveOwned: %v", err)
+	}
+	wantOwned(t, x, alice, "first owner after RemoveOwned of its keys")
+	wantOwned(t, x, bob, "second owner after RemoveOwned from the first", kb, shared)
+}
+
+func testOwnerStrings(t *testing.T, s backend.Store) {
+	x := indexer(t, s)
+	suffix := rand.Text() // owners of this run only
+	owners := []string{
+		"with spaces " + suffix,
+		"ünïcödé 用户 👤 " + suffix,
+		"colon:sep:" + suffix,
+		"{hash}{tag}:" + suffix,
+		"}{" + suffix,
+		"*?[glob] " + suffix,
+		"new\nline\x00nul " + suffix,
+		strings.Repeat("k", 1024-len(suffix)) + suffix,
+		strings.Repeat("k", 1024-len(suffix)) + suffix + "!", // differs only at the end
+	}
+	keys := make([]string, len(owners))
+	for i, o := range owners {
+		keys[i] = newKey(t)
+		mustAddOwned(t, x, o, keys[i], time.Now().Add(long))
+	}
+	for i, o := range owners {
+		wantOwned(t, x, o, fmt.Sprintf("owner %d (%.40q)", i, o), keys[i])
+	}
+	for i, o := range owners {
+		if err := x.RemoveOwned(t.Context(), o, keys[i]); err != nil {
+			t.Errorf("RemoveOwned for owner %d (%.40q): %v", i, o, err)
+		}
+		wantOwned(t, x, o, fmt.Sprintf("owner %d (%.40q) after RemoveOwned", i, o))
+	}
+}
+
+func testRemoveOwned(t *testing.T, s backend.Store) {
+	x := indexer(t, s)
+	ctx := t.Context()
+	owner := newOwner(t)
+	k1, k2, k3, k4 := newKey(t), newKey(t), newKey(t), newKey(t)
+	for _, k := range []string{k1, k2, k3, k4} {
+		mustAddOwned(t, x, owner, k, time.Now().Add(long))
+	}
+	if err := x.RemoveOwned(ctx, owner, k1); err != nil {
+		t.Fatalf("RemoveOwned of one key: %v", err)
+	}
+	wantOwned(t, x, owner, "after RemoveOwned of one key", k2, k3, k4)
+	if err := x.RemoveOwned(ctx, owner, k2, newKey(t), k3); err != nil {
+		t.Fatalf("RemoveOwned of two keys and a missing one: %v", err)
+	}
+	wantOwned(t, x, owner, "after RemoveOwned of two keys and a missing one", k4)
+	if err := x.RemoveOwned(ctx, owner, k1); err != nil {
+		t.Errorf("RemoveOwned of a removed key: %v, want nil", err)
+	}
+	if err := x.RemoveOwned(ctx, owner); err != nil {
+		t.Errorf("RemoveOwned of no key: %v, want nil", err)
+	}
+	if err := x.RemoveOwned(ctx, newOwner(t), k4); err != nil {
+		t.Errorf("RemoveOwned from an unknown owner: %v, want nil", err)
+	}
+	wantOwned(t, x, owner, "after RemoveOwned of keys not recorded", k4)
+	if err := x.RemoveOwned(ctx, owner, k4); err != nil {
+		t.Fatalf("RemoveOwned of the last key: %v", err)
+	}
+	wantOwned(t, x, owner, "after RemoveOwned of the last key")
+	// The owner can be recorded again after its set emptied.
+	mustAddOwned(t, x, owner, k1, time.Now().Add(long))
+	wantOwned(t, x, owner, "after AddOwned to an emptied owner", k1)
+}
+
+func testAddOwnedTwice(t *testing.T, s backend.Store) {
+	x := indexer(t, s)
+	owner := newOwner(t)
+	later, earlier := newKey(t), newKey(t)
+	now := time.Now()
+	deadline := now.Add(short)
+	// later: first a short limit, then a long one; earlier: the reverse.
+	mustAddOwned(t, x, owner, later, deadline)
+	mustAddOwned(t, x, owner, earlier, now.Add(long))
+	mustAddOwned(t, x, owner, later, now.Add(long))
+	mustAddOwned(t, x, owner, earlier, deadline)
+	got, err := x.Owned(t.Context(), owner)
+	if err != nil {
+		t.Fatalf("Owned: %v", err)
+	}
+	if len(got) != 2 && time.Now().After(deadline.Add(-slack)) {
+		t.Skipf("inconclusive: Owned answered %v before the short limit, too late to tell; rerun on a less loaded machine", time.Until(deadline).Round(time.Millisecond))
+	}
+	checkOwned(t, "after AddOwned of each key twice", got, later, earlier)
+	waitOwned(t, x, owner, deadline, later)
+}
+
+func testAddOwnedPastLimit(t *testing.T, s backend.Store) {
+	x := indexer(t, s)
+	owner := newOwner(t)
+	kept, fresh, renewed := newKey(t), newKey(t), newKey(t)
+	mustAddOwned(t, x, owner, kept, time.Now().Add(long))
+	mustAddOwned(t, x, owner, renewed, time.Now().Add(long))
+	for _, tc := range []struct {
+		name  string
+		limit time.Time
+	}{
+		{"past", time.Now().Add(-time.Second)},
+		{"zero", time.Time{}},
+	} {
+		mustAddOwned(t, x, owner, fresh, tc.limit)
+		mustAddOwned(t, x, owner, renewed, tc.limit)
+		wantOwned(t, x, owner, "after AddOwned with a "+tc.name+" limit", kept)
+		mustAddOwned(t, x, owner, renewed, time.Now().Add(long))
+	}
+	// An owner whose only record is given a past limit.
+	alone := newOwner(t)
+	mustAddOwned(t, x, alone, fresh, time.Now().Add(long))
+	mustAddOwned(t, x, alone, fresh, time.Now().Add(-time.Second))
+	wantOwned(t, x, alone, "owner whose only key got a past limit")
+}
+
+func testOwnedLimit(t *testing.T, s backend.Store) {
+	x := indexer(t, s)
+	owner, key, other := newOwner(t), newKey(t), newKey(t)
+	mustAddOwned(t, x, owner, other, time.Now().Add(long))
+	deadline := time.Now().Add(short)
+	mustAddOwned(t, x, owner, key, deadline)
+	got, err := x.Owned(t.Context(), owner)
+	if err != nil {
+		t.Fatalf("Owned: %v", err)
+	}
+	if !slices.Contains(got, key) && time.Now().After(deadline.Add(-slack)) {
+		t.Skipf("inconclusive: Owned answered without the key %v before its limit, too late to tell; rerun on a less loaded machine", time.Until(deadline).Round(time.Millisecond))
+	}
+	checkOwned(t, "before the limit", got, key, other)
+	waitOwned(t, x, owner, deadline, other)
+}
+
+func testOwnedUnknown(t *testing.T, s backend.Store) {
+	x := indexer(t, s)
+	got, err := x.Owned(t.Context(), newOwner(t))
+	if err != nil || len(got) != 0 {
+		t.Errorf("Owned of an unknown owner = %q, %v; want none, nil", got, err)
+	}
+}
+
+func testIndexerContextCanceled(t *testing.T, s backend.Store) {
+	x := indexer(t, s)
+	owner, key, other := newOwner(t), newKey(t), newKey(t)
+	mustAddOwned(t, x, owner, key, time.Now().Add(long))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"AddOwned", func() error { return x.AddOwned(ctx, owner, other, time.Now().Add(long)) }},
+		{"RemoveOwned", func() error { return x.RemoveOwned(ctx, owner, key) }},
+		{"Owned", func() error { _, err := x.Owned(ctx, owner); return err }},
+	} {
+		if err := c.call(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a cancelled context: error = %v, want one matching context.Canceled", c.name, err)
+		}
+	}
+	wantOwned(t, x, owner, "after calls with a cancelled context", key)
+}
+
+func testIndexerConcurrent(t *testing.T, s backend.Store) {
+	x := indexer(t, s)
+	const (
+		goroutines = 8
+		perG       = 24
+	)
+	ctx := t.Context()
+	owner := newOwner(t)
+	limit := time.Now().Add(long)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		want []string
+	)
+	start := make(chan struct{})
+	for g := range goroutines {
+		wg.Go(func() {
+			<-start
+			var mine []string // this goroutine's keys still recorded
+			for i := range perG {
+				key := newKey(t)
+				if err := x.AddOwned(ctx, owner, key, limit); err != nil {
+					t.Errorf("goroutine %d op %d: AddOwned: %v", g, i, err)
+					return
+				}
+				mine = append(mine, key)
+				switch i % 4 {
+				case 1: // remove the key just added
+					if err := x.RemoveOwned(ctx, owner, key); err != nil {
+						t.Errorf("goroutine %d op %d: RemoveOwned: %v", g, i, err)
+						return
+					}
+					mine = mine[:len(mine)-1]
+				case 2: // record the key again, later
+					if err := x.AddOwned(ctx, owner, key, limit.Add(time.Minute)); err != nil {
+						t.Errorf("goroutine %d op %d: second AddOwned: %v", g, i, err)
+						return
+					}
+				case 3: // this goroutine's records are all listed
+					got, err := x.Owned(ctx, owner)
+					if err != nil {
+						t.Errorf("goroutine %d op %d: Owned: %v", g, i, err)
+						return
+					}
+					for _, k := range mine {
+						if !slices.Contains(got, k) {
+							t.Errorf("goroutine %d op %d: Owned lacks the goroutine's key %q", g, i, k)
+						}
+					}
+				}
+			}
+			// Remove the first of the remaining keys with another in one call.
+			if len(mine) >= 2 {
+				if err := x.RemoveOwned(ctx, owner, mine[0], mine[1]); err != nil {
+					t.Errorf("goroutine %d: final RemoveOwned: %v", g, err)
+					return
+				}
+				mine = mine[2:]
+			}
+			mu.Lock()
+			want = append(want, mine...)
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	wantOwned(t, x, owner, "after the concurrent calls", want...)
+}
+
 // ---- helpers ----
 
 // newKey returns a key no other run of the suite uses.
@@ -867,6 +1153,72 @@ func getToucher(t *testing.T, s backend.Store) backend.GetToucher {
 		t.Skip("store does not implement backend.GetToucher")
 	}
 	return g
+}
+
+func indexer(t *testing.T, s backend.Store) backend.Indexer {
+	t.Helper()
+	x, ok := s.(backend.Indexer)
+	if !ok {
+		t.Skip("store does not implement backend.Indexer")
+	}
+	return x
+}
+
+// newOwner returns an owner no other run of the suite uses.
+func newOwner(t *testing.T) string {
+	t.Helper()
+	return "storetest-owner:" + rand.Text()
+}
+
+func mustAddOwned(t *testing.T, x backend.Indexer, owner, key string, limit time.Time) {
+	t.Helper()
+	if err := x.AddOwned(t.Context(), owner, key, limit); err != nil {
+		t.Fatalf("AddOwned(%.40q, %q): %v", owner, key, err)
+	}
+}
+
+// wantOwned checks that Owned of owner lists exactly keys, each once.
+func wantOwned(t *testing.T, x backend.Indexer, owner, when string, keys ...string) {
+	t.Helper()
+	got, err := x.Owned(t.Context(), owner)
+	if err != nil {
+		t.Errorf("%s: Owned: %v", when, err)
+		return
+	}
+	checkOwned(t, when, got, keys...)
+}
+
+// checkOwned reports the differences between got, the answer of Owned, and
+// want, in any order.
+func checkOwned(t *testing.T, when string, got []string, want ...string) {
+	t.Helper()
+	g, w := slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))
+	if !slices.Equal(g, w) {
+		t.Errorf("%s: Owned = %q, want %q (in any order)", when, g, w)
+	}
+}
+
+// waitOwned polls until Owned of owner lists exactly want, failing the test
+// when that has not happened grace after deadline.
+func waitOwned(t *testing.T, x backend.Indexer, owner string, deadline time.Time, want ...string) {
+	t.Helper()
+	time.Sleep(time.Until(deadline))
+	giveUp := deadline.Add(grace)
+	w := slices.Sorted(slices.Values(want))
+	for {
+		got, err := x.Owned(t.Context(), owner)
+		if err != nil {
+			t.Fatalf("Owned while waiting for a limit to pass: %v", err)
+		}
+		g := slices.Sorted(slices.Values(got))
+		if slices.Equal(g, w) {
+			return
+		}
+		if time.Now().After(giveUp) {
+			t.Fatalf("Owned = %q %v after the limit, want %q", g, grace, w)
+		}
+		time.Sleep(pollEvery)
+	}
 }
 
 func mustSet(t *testing.T, s backend.Store, key string, e backend.Entry) {
