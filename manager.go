@@ -100,7 +100,8 @@ type Config struct {
 	// ErrorHandler answers a request the middleware cannot serve because
 	// loading or saving its session failed (the store is down, a conflict).
 	// Default: log the error with Logger and answer with a generic body:
-	// 409 Conflict for errors wrapping ErrConflict, 500 for the rest. The
+	// 409 Conflict for errors wrapping ErrConflict, 403 Forbidden for
+	// ErrTooManySessions, 500 for the rest. The
 	// handler never runs with a blank session in place of the one the store
 	// could not deliver.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
@@ -280,8 +281,9 @@ func New[T any](cfg Config) (*Manager[T], error) {
 	if m.touchEvery >= m.idle {
 		return nil, fmt.Errorf("%w: TouchInterval %v is not shorter than IdleTimeout %v", ErrInvalidConfig, m.touchEvery, m.idle)
 	}
-	if m.rotateEvery > 0 && m.rotateGrace >= m.idle {
-		return nil, fmt.Errorf("%w: RotateGrace %v is not shorter than IdleTimeout %v", ErrInvalidConfig, m.rotateGrace, m.idle)
+	if m.rotateEvery > 0 && (m.rotateGrace >= m.idle || m.rotateGrace >= m.rotateEvery) {
+		return nil, fmt.Errorf("%w: RotateGrace %v must be shorter than IdleTimeout %v and RotateEvery %v",
+			ErrInvalidConfig, m.rotateGrace, m.idle, m.rotateEvery)
 	}
 	if m.maxSize == 0 {
 		m.maxSize = 1 << 20
@@ -388,7 +390,10 @@ func (m *Manager[T]) load(w http.ResponseWriter, r *http.Request, token string) 
 		touched   bool
 		forwarded bool
 	)
-	if m.getToucher != nil {
+	// With Bind, the deadline must not move before the binding is checked:
+	// a stolen cookie must not keep the victim's session alive.
+	slide := m.getToucher != nil && m.bind == nil
+	if slide {
 		e, touched, err = m.getToucher.GetTouch(ctx, key, m.touchThreshold(now), now.Add(m.idle))
 	} else {
 		e, err = m.store.Get(ctx, key)
@@ -452,7 +457,7 @@ func (m *Manager[T]) load(w http.ResponseWriter, r *http.Request, token string) 
 			"session", s.handle.String(), "err", err)
 		return m.newSession(r), nil
 	}
-	if m.getToucher == nil && m.touchDue(now, e.Expires, env.absolute) || forwarded && m.touchDue(now, e.Expires, env.absolute) {
+	if (!slide || forwarded) && m.touchDue(now, e.Expires, env.absolute) {
 		deadline := m.idleDeadline(now, env.absolute)
 		switch err := m.store.Touch(ctx, key, deadline); {
 		case errors.Is(err, backend.ErrNotFound):
@@ -470,7 +475,7 @@ func (m *Manager[T]) load(w http.ResponseWriter, r *http.Request, token string) 
 			touched = false // rotate set the cookie
 		}
 	}
-	if touched {
+	if touched && !m.cookie.SessionOnly {
 		m.setCookie(w, s, now)
 	}
 	return s, nil
@@ -534,6 +539,10 @@ func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session
 	}
 	if m.cas != nil {
 		err = m.cas.SetIf(ctx, s.key, s.version, e)
+		if errors.Is(err, ErrConflict) && m.followRotation(ctx, s) {
+			e.Version = s.version + 1
+			err = m.cas.SetIf(ctx, s.key, s.version, e)
+		}
 		if errors.Is(err, ErrConflict) && policy != ConflictError {
 			err = m.resolveConflict(ctx, s, &e, policy)
 		}
@@ -573,6 +582,7 @@ func (m *Manager[T]) beforeOwnerWrite(ctx context.Context, s *Session[T], key st
 	if err := m.indexer.AddOwned(ctx, s.owner, key, s.absolute); err != nil {
 		return fmt.Errorf("sessions: owner index: %w", err)
 	}
+	s.pendingIndex = key
 	return nil
 }
 
@@ -583,7 +593,20 @@ func (m *Manager[T]) afterOwnerWrite(ctx context.Context, s *Session[T], oldKey 
 	s.metaChanged = false
 	prev := s.indexedOwner
 	s.indexedOwner, s.ownerChanged = s.owner, false
-	if m.indexer == nil || prev == "" {
+	if m.indexer == nil {
+		return
+	}
+	if s.pendingIndex != "" && s.pendingIndex == s.key && s.owner != "" {
+		// Record the key again now that the entry exists: a concurrent
+		// Sessions or DestroyAll that looked between the first record and
+		// the write found no entry and pruned the record.
+		if err := m.indexer.AddOwned(ctx, s.owner, s.key, s.absolute); err != nil {
+			m.logger.ErrorContext(ctx, "sessions: owner index: recording a session failed; Sessions and DestroyAll may miss it",
+				"session", s.Handle(), "err", err)
+		}
+	}
+	s.pendingIndex = ""
+	if prev == "" {
 		return
 	}
 	var err error
@@ -615,6 +638,10 @@ func (m *Manager[T]) resolveConflict(ctx context.Context, s *Session[T], e *back
 	if err != nil {
 		return err
 	}
+	if _, fwd := decodeForward(cur.Value); fwd {
+		// Rotated meanwhile: writing here would revive the old token.
+		return fmt.Errorf("%w: the session was rotated", ErrConflict)
+	}
 	if policy == ConflictKeepTheirs {
 		m.logger.WarnContext(ctx, "sessions: conflict: this request's session changes were dropped for another request's", "session", s.Handle())
 		return errKeptTheirs
@@ -636,6 +663,9 @@ func (m *Manager[T]) encode(s *Session[T]) ([]byte, error) {
 	}
 	if len(data) > m.maxSize {
 		return nil, fmt.Errorf("%w: %d bytes encoded, MaxSize is %d", ErrTooLarge, len(data), m.maxSize)
+	}
+	if len(s.owner) > maxOwnerLen {
+		return nil, fmt.Errorf("%w: an owner of %d bytes (at most %d)", ErrTooLarge, len(s.owner), maxOwnerLen)
 	}
 	return data, nil
 }
@@ -687,7 +717,7 @@ func (m *Manager[T]) create(ctx context.Context, w http.ResponseWriter, s *Sessi
 	s.version, s.loaded, s.isNew = e.Version, data, false
 	m.afterOwnerWrite(ctx, s, "")
 	m.setCookie(w, s, now)
-	m.logger.DebugContext(ctx, "sessions: created", "session", s.Handle())
+	m.logger.InfoContext(ctx, "sessions: created", "session", s.Handle())
 	return nil
 }
 
@@ -700,11 +730,22 @@ func (m *Manager[T]) create(ctx context.Context, w http.ResponseWriter, s *Sessi
 // returned, and then s is left as it was.
 func (m *Manager[T]) Destroy(w http.ResponseWriter, r *http.Request, s *Session[T]) error {
 	if !s.isNew {
-		if err := m.destroyKey(r.Context(), s.indexedOwner, s.key, s.Handle()); err != nil {
+		ctx := r.Context()
+		// If another request rotated the session since this one loaded it,
+		// s.key now holds a forward record: end the session it points to.
+		key, err := m.current(ctx, s.key)
+		if err != nil {
+			return fmt.Errorf("sessions: destroy session %s: %w", s.Handle(), err)
+		}
+		if err := m.destroyKey(ctx, s.indexedOwner, key, s.Handle()); err != nil {
 			return err
 		}
-		if s.forwarded { // the request's own token still forwards here: end it too
-			if err := m.store.Delete(r.Context(), storeKey(s.token)); err != nil {
+		for _, k := range []string{s.key, storeKey(s.token)} {
+			if k == key {
+				continue
+			}
+			// Forward records of rotated tokens: end them too.
+			if err := m.store.Delete(ctx, k); err != nil {
 				return fmt.Errorf("sessions: destroy session %s: %w", s.Handle(), err)
 			}
 		}
@@ -738,8 +779,9 @@ func (m *Manager[T]) Get(r *http.Request) *Session[T] {
 //
 // If loading fails (the store is down), next does not run and Config's
 // ErrorHandler answers. If the commit fails, the response next was about to
-// write is dropped (its header map is cleared, later writes fail) and the
-// ErrorHandler answers instead.
+// write is dropped (the header map goes back to what it was before next ran,
+// later writes fail) and the ErrorHandler answers instead; a token the
+// session got during the request (Migrate, rotation) is still sent.
 //
 // The ResponseWriter next receives keeps http.Flusher, http.Hijacker and
 // io.ReaderFrom, and has Unwrap, so http.NewResponseController works through
@@ -753,25 +795,61 @@ func (m *Manager[T]) Handler(next http.Handler) http.Handler {
 			m.onError(w, r, err)
 			return
 		}
-		cw := &commitWriter{rw: w}
-		cw.commit = func() error { return m.save(r.Context(), w, s, m.onConflict) }
+		rc := &requestCommit[T]{m: m, s: s, r: r, w: w, token: s.token}
+		if h := w.Header(); len(h) > 0 {
+			rc.header = h.Clone() // what outer middleware and Load set
+		}
+		cw := &commitWriter{rw: w, c: rc}
 		r = r.WithContext(context.WithValue(r.Context(), m.ctxKey, s))
+		rc.r = r
 		next.ServeHTTP(cw, r)
 		// Commit if next wrote nothing; either way, a failed commit means
 		// nothing of next's response went out, so the ErrorHandler answers.
 		if err := cw.doCommit(); err != nil {
-			clear(w.Header()) // also what next set after its writes failed
+			rc.restoreHeader() // also drops what next set after its writes failed
 			m.onError(w, r, err)
 		}
 	})
+}
+
+// requestCommit is the middleware's commit of one request's session.
+type requestCommit[T any] struct {
+	m      *Manager[T]
+	s      *Session[T]
+	r      *http.Request
+	w      http.ResponseWriter
+	token  string      // the token the session had when the handler started
+	header http.Header // the header map before the handler ran
+}
+
+func (rc *requestCommit[T]) commit() error {
+	return rc.m.save(rc.r.Context(), rc.w, rc.s, rc.m.onConflict)
+}
+
+// restoreHeader puts back the header map as it was before the handler ran,
+// and the session cookie if the handler gave the session a new token
+// (Migrate): the old token is dead, so the browser must get the new one even
+// with an error response.
+func (rc *requestCommit[T]) restoreHeader() {
+	h := rc.w.Header()
+	clear(h)
+	for k, v := range rc.header {
+		h[k] = v
+	}
+	if s := rc.s; !s.isNew && s.token != rc.token {
+		rc.m.setCookie(rc.w, s, rc.m.now())
+	}
 }
 
 // defaultErrorHandler logs err and answers with a generic body: 409 for a
 // conflict, 500 for anything else.
 func (m *Manager[T]) defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	code := http.StatusInternalServerError
-	if errors.Is(err, ErrConflict) {
+	switch {
+	case errors.Is(err, ErrConflict):
 		code = http.StatusConflict
+	case errors.Is(err, ErrTooManySessions):
+		code = http.StatusForbidden
 	}
 	m.logger.ErrorContext(r.Context(), "sessions: request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	http.Error(w, http.StatusText(code), code)

@@ -180,7 +180,11 @@ func (m *Manager[T]) makeRoom(ctx context.Context, s *Session[T]) error {
 		return nil
 	}
 	if m.ownerLimit == RefuseNew {
-		return fmt.Errorf("%w: the owner has %d live sessions, MaxSessionsPerOwner is %d", ErrTooManySessions, len(others), m.maxPerOwner)
+		// Undo the attribution, so that the commit that follows does not
+		// try it again; the application decides what to answer.
+		err := fmt.Errorf("%w: the owner has %d live sessions, MaxSessionsPerOwner is %d", ErrTooManySessions, len(others), m.maxPerOwner)
+		s.owner, s.ownerChanged = s.indexedOwner, false
+		return err
 	}
 	// others is most recent first: end the oldest.
 	for _, o := range others[len(others)-excess:] {

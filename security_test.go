@@ -358,7 +358,7 @@ func TestNoLeaksTokensNeverInLogsErrorsOrFormatting(t *testing.T) {
 			}
 		}
 	}
-	for _, event := range []string{"migrated", "destroyed", "suspicious", "CSRF"} {
+	for _, event := range []string{"created", "migrated", "destroyed", "suspicious", "CSRF"} {
 		if !strings.Contains(env.logs.String(), event) {
 			t.Errorf("lifecycle event %q not logged", event)
 		}

@@ -46,6 +46,9 @@ type Session[T any] struct {
 	ownerChanged bool
 	// indexedOwner is the owner as last stored (and indexed).
 	indexedOwner string
+	// pendingIndex is the key recorded in the owner index before a write,
+	// to record again after it.
+	pendingIndex string
 	// forwarded: reached through a rotated token within its grace window;
 	// the request's token is not the session's current one.
 	forwarded bool

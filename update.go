@@ -79,7 +79,10 @@ const DefaultUpdateAttempts = 64
 func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T], change func(*T) error) error {
 	ctx := r.Context()
 	if !s.isNew {
-		unlock := m.updating.lock(s.key)
+		unlock, err := m.updating.lock(ctx, s.key)
+		if err != nil {
+			return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
+		}
 		defer unlock()
 	}
 	for attempt := 1; ; attempt++ {
@@ -106,7 +109,11 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 // s's key. It returns an error wrapping ErrConflict when the session is gone
 // (destroyed, migrated or expired).
 func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) error {
-	e, err := m.store.Get(ctx, s.key)
+	key, err := m.current(ctx, s.key) // rotated meanwhile: follow it
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	e, err := m.store.Get(ctx, key)
 	if errors.Is(err, backend.ErrNotFound) {
 		return fmt.Errorf("%w: the session was destroyed or migrated", ErrConflict)
 	}
@@ -117,16 +124,33 @@ func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) error {
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
+	if env.handle != s.handle {
+		return fmt.Errorf("%w: another session is stored under the key", ErrConflict)
+	}
 	var data T
 	if err := m.codec.Unmarshal(env.data, &data); err != nil {
 		return fmt.Errorf("reload: decode session data: %w", err)
 	}
-	s.Data, s.loaded, s.version, s.expires = data, env.data, e.Version, e.Expires
-	s.owner, s.issued = env.owner, env.issued
+	if key != s.key {
+		s.key, s.forwarded = key, true
+	}
+	s.Data, s.loaded, s.version, s.expires, s.issued = data, env.data, e.Version, e.Expires, env.issued
+	// Keep this request's pending metadata; take the rest as stored.
+	if !s.ownerChanged {
+		s.owner, s.indexedOwner = env.owner, env.owner
+	} else {
+		s.indexedOwner = env.owner
+	}
+	if env.csrf != nil {
+		s.csrf = env.csrf // another request's token may be in a page already
+	}
+	if env.bind != nil {
+		s.bind = env.bind
+	}
 	return nil
 }
 
-// keyLocks is a set of mutexes, one per key in use, created on demand and
+// keyLocks is a set of locks, one per key in use, created on demand and
 // dropped when no goroutine holds or waits for them.
 type keyLocks struct {
 	mu    sync.Mutex
@@ -134,31 +158,37 @@ type keyLocks struct {
 }
 
 type keyLock struct {
-	mu   sync.Mutex
-	refs int // holders and waiters
+	ch   chan struct{} // holds a token while locked
+	refs int           // holders and waiters
 }
 
-// lock locks key's mutex and returns its unlock function.
-func (k *keyLocks) lock(key string) (unlock func()) {
+// lock locks key's lock, waiting at most until ctx ends, and returns its
+// unlock function.
+func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), err error) {
 	k.mu.Lock()
 	if k.locks == nil {
 		k.locks = make(map[string]*keyLock)
 	}
 	l := k.locks[key]
 	if l == nil {
-		l = &keyLock{}
+		l = &keyLock{ch: make(chan struct{}, 1)}
 		k.locks[key] = l
 	}
 	l.refs++
 	k.mu.Unlock()
 
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
+	release := func() {
 		k.mu.Lock()
 		if l.refs--; l.refs == 0 {
 			delete(k.locks, key)
 		}
 		k.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
 	}
 }

@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sessionx/sessions/backend"
 )
@@ -182,7 +184,11 @@ func TestKeyLocksReleaseEntries(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			unlock := k.lock("a")
+			unlock, err := k.lock(context.Background(), "a")
+			if err != nil {
+				t.Error(err)
+				return
+			}
 			n++ // guarded by the lock
 			unlock()
 		}()
@@ -190,5 +196,16 @@ func TestKeyLocksReleaseEntries(t *testing.T) {
 	wg.Wait()
 	if n != 50 || len(k.locks) != 0 {
 		t.Fatalf("n=%d, %d lock entries left, want 50 and 0", n, len(k.locks))
+	}
+	// A waiter gives up when its context ends.
+	unlock, _ := k.lock(context.Background(), "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := k.lock(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting on a held lock past the deadline: %v", err)
+	}
+	unlock()
+	if len(k.locks) != 0 {
+		t.Fatalf("%d lock entries left", len(k.locks))
 	}
 }

@@ -13,26 +13,35 @@ import (
 // could not be committed and the ErrorHandler took over the response.
 var errCommitFailed = errors.New("sessions: response dropped: the session could not be saved")
 
+// committer is what commitWriter needs of the Manager: commit the session,
+// and after a failed commit put the header back as it was before the
+// handler ran.
+type committer interface {
+	commit() error
+	restoreHeader()
+}
+
 // commitWriter wraps the ResponseWriter of Manager.Handler to commit the
 // session just before the response header goes out.
 type commitWriter struct {
 	rw        http.ResponseWriter
-	commit    func() error
+	c         committer
 	committed bool
 	err       error // the commit's error
 }
 
 // doCommit runs the commit once and remembers its outcome. On failure it
-// clears the header map, so that nothing next set (a redirect, a type) goes
-// out with the error response.
+// restores the header map to what it was before the handler ran, so that
+// nothing the handler set (a redirect, a type) goes out with the error
+// response.
 func (cw *commitWriter) doCommit() error {
 	if cw.committed {
 		return cw.err
 	}
 	cw.committed = true
-	cw.err = cw.commit()
+	cw.err = cw.c.commit()
 	if cw.err != nil {
-		clear(cw.rw.Header())
+		cw.c.restoreHeader()
 	}
 	return cw.err
 }

@@ -11,8 +11,9 @@ import (
 // carries its own type description: this is what makes gob several times
 // slower and larger than Msgpack for small sessions. Gob matches fields by
 // name, so fields may be added and removed between deploys. Gob encodes maps
-// in random order, so a session holding a map may be rewritten to the store
-// even when it did not change. Interface-typed fields need gob.Register.
+// in random order; the sessions core compares decoded values before it
+// rewrites a session that holds maps, so that costs a decode, not a write.
+// Interface-typed fields need gob.Register.
 //
 // The zero value is ready to use.
 type Gob struct{}

@@ -18,8 +18,8 @@
 //	v  its version, counted up by every write
 //	e  its idle deadline, Unix milliseconds
 //	l  its absolute deadline, Unix milliseconds (0: none)
-//	w  a random id of the write that stored it, so that a write sent again
-//	   after a lost reply is recognised (see Options.ResolveWithin)
+//	w  random ids of the last 8 writes, so that a write sent again after a
+//	   lost reply is recognised (see Options.ResolveWithin)
 //
 // and a TTL set with PEXPIREAT to the idle deadline, which a touch never moves
 // past the absolute deadline: Redis forgets an idle or ended session by
@@ -172,6 +172,26 @@ func (s *Store) loadScript(ctx context.Context, sc *goredis.Script) error {
 	return sc.Load(ctx, s.client).Err()
 }
 
+// writeIDs is Lua shared by the write scripts: field w of a session holds
+// the ids of its last maxWriteIDs writes, newest first, separated by spaces.
+// seen reports whether id is among them; push returns the list with id
+// added in front.
+const writeIDs = `
+local function seen(ws, id)
+	return ws ~= false and ws ~= nil and string.find(' ' .. ws .. ' ', ' ' .. id .. ' ', 1, true) ~= nil
+end
+local function push(ws, id)
+	if not ws or ws == '' then return id end
+	local out, n = id, 1
+	for w in string.gmatch(ws, '%S+') do
+		if n >= 8 then break end
+		out = out .. ' ' .. w
+		n = n + 1
+	end
+	return out
+end
+`
+
 // Scripts. Times are Unix milliseconds; a stored hash always has d, v, e, l.
 var (
 	// KEYS[1]; ARGV: ifBefore (0: never touch), expires.
@@ -198,26 +218,27 @@ return {r[1], r[2], exp, r[4], touched}
 `)
 
 	// KEYS[1]; ARGV: value, version, expires, limit, write id.
-	setScript = goredis.NewScript(`
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4], 'w', ARGV[5])
+	setScript = goredis.NewScript(writeIDs + `
+local w = push(redis.call('HGET', KEYS[1], 'w'), ARGV[5])
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4], 'w', w)
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 `)
 
 	// KEYS[1]; ARGV: old version (0: must not exist), value, version, expires,
 	// limit, write id. Returns 1 when written, 0 on conflict. Replaying a
-	// write that already landed (its write id is stored) returns 1 and
-	// changes nothing.
-	setIfScript = goredis.NewScript(`
+	// write that already landed (its write id is among the last ones stored,
+	// even if other writes followed it) returns 1 and changes nothing.
+	setIfScript = goredis.NewScript(writeIDs + `
 local r = redis.call('HMGET', KEYS[1], 'v', 'w')
-if r[2] == ARGV[6] then return 1 end
+if seen(r[2], ARGV[6]) then return 1 end
 local cur = r[1]
 if ARGV[1] == '0' then
 	if cur then return 0 end
 elseif cur ~= ARGV[1] then
 	return 0
 end
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5], 'w', ARGV[6])
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5], 'w', push(r[2], ARGV[6]))
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1
 `)
@@ -246,8 +267,8 @@ return 1
 
 	// KEYS: old, new; ARGV: old version, value, version, expires, limit,
 	// write id. Replaying a move that already happened returns 1.
-	replaceScript = goredis.NewScript(`
-if redis.call('HGET', KEYS[2], 'w') == ARGV[6] then return 1 end
+	replaceScript = goredis.NewScript(writeIDs + `
+if seen(redis.call('HGET', KEYS[2], 'w'), ARGV[6]) then return 1 end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[1])
@@ -524,15 +545,17 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	n, replayed, err := s.write(ctx, func(ctx context.Context) (int64, error) {
 		return deleteIfScript.Run(ctx, s.client, []string{s.prefix + oldKey}, oldArg).Int64()
 	})
-	if err == nil && (n == 1 || (n == -1 && replayed)) {
+	if err != nil {
+		// Unknown whether the old key is gone: keep the new one, so that
+		// the session is never nowhere.
+		return wrap("replace", err)
+	}
+	if n == 1 || (n == -1 && replayed) {
 		return nil // deleted now, or by the try whose answer was lost
 	}
-	// The old session changed or vanished (or Redis failed): undo.
-	if derr := s.client.Del(ctx, s.prefix+newKey).Err(); derr != nil && err == nil {
-		err = derr
-	}
-	if err != nil {
-		return wrap("replace", err)
+	// The old session changed or vanished: undo.
+	if err := s.client.Del(ctx, s.prefix+newKey).Err(); err != nil {
+		return wrap("replace", fmt.Errorf("%w (and removing the new key failed: %w)", backend.ErrConflict, err))
 	}
 	return backend.ErrConflict
 }

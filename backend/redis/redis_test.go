@@ -501,6 +501,7 @@ type lossyProxy struct {
 	target string
 	armed  atomic.Bool
 	drops  atomic.Int64
+	onDrop func() // run after a reply was dropped, before the client hears of it
 }
 
 func newLossyProxy(t *testing.T, target string) *lossyProxy {
@@ -539,6 +540,9 @@ func (p *lossyProxy) serve(client net.Conn) {
 		if n > 0 {
 			if p.armed.CompareAndSwap(true, false) {
 				p.drops.Add(1)
+				if p.onDrop != nil {
+					p.onDrop()
+				}
 				client.Close()
 				server.Close()
 				return
@@ -763,4 +767,33 @@ func TestSecurityCluster(t *testing.T) {
 	needBinaries(t)
 	cluster := redistest.StartCluster(t)
 	sessiontest.RunSecurity(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) })
+}
+
+func TestWriteWithLostReplyThenAnotherWriterIsResolved(t *testing.T) {
+	needBinaries(t)
+	srv := redistest.StartServer(t)
+	proxy := newLossyProxy(t, srv.Addr())
+	lossy := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer lossy.Close()
+	st := newStore(t, lossy)
+	direct := newStore(t, srv.Client()) // same prefix: the same keys
+	ctx := t.Context()
+	exp := time.Now().Add(time.Minute)
+	if err := st.SetIf(ctx, "k", 0, backend.Entry{Value: []byte("v1"), Expires: exp, Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// The write lands, its reply is lost, and before the store tries again
+	// another writer builds on it. The replay must still report success.
+	proxy.armed.Store(true)
+	proxy.onDrop = func() {
+		if err := direct.SetIf(ctx, "k", 2, backend.Entry{Value: []byte("v3"), Expires: exp, Version: 3}); err != nil {
+			t.Errorf("the other writer: %v", err)
+		}
+	}
+	if err := st.SetIf(ctx, "k", 1, backend.Entry{Value: []byte("v2"), Expires: exp, Version: 2}); err != nil {
+		t.Fatalf("a write that landed, then was built on, was reported as %v", err)
+	}
+	if got, _ := st.Get(ctx, "k"); string(got.Value) != "v3" || got.Version != 3 {
+		t.Fatalf("stored %+v, want the other writer's v3", got)
+	}
 }

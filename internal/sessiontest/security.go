@@ -88,7 +88,7 @@ func replayAfter(t *testing.T, store backend.Store, what string) {
 }
 
 func rotationGraceWindow(t *testing.T, store backend.Store) {
-	const every, grace = 400 * time.Millisecond, 400 * time.Millisecond
+	const every, grace = 500 * time.Millisecond, 300 * time.Millisecond
 	mgr, err := sessions.New[Counter](sessions.Config{Store: store, RotateEvery: every, RotateGrace: grace})
 	if err != nil {
 		t.Fatal(err)
