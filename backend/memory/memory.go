@@ -278,10 +278,12 @@ func (s *Store) Close() error {
 // Sweep removes every expired entry and every dead owner index record (one
 // whose limit is not after the store's clock) now, and returns how many of
 // both it removed. The background sweeper calls it every
-// Options.SweepInterval; tests and benchmarks may call it directly. It locks
-// one shard at a time, never the whole store, so other goroutines wait at
-// most for the walk of one shard (about MaxEntries/Shards entries: some
-// 15,000 with the defaults, tens of microseconds). In the owner index it
+// Options.SweepInterval; tests and benchmarks may call it directly. It never
+// locks the whole store: it finds a shard's expired keys under the shard's
+// read lock (reads go on; writes to that shard wait for the walk of its
+// MaxEntries/Shards entries), then deletes them in batches of sweepChunk
+// under the write lock, checking each again, so that no lock is held for
+// long even when a shard holds many expired entries. In the owner index it
 // lets go of a shard's lock after every 256 records examined, so even one
 // owner with very many records never holds up the others. After Close it
 // returns 0.
@@ -291,22 +293,51 @@ func (s *Store) Sweep() int {
 		if s.closed.Load() {
 			break
 		}
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		now := s.nowNanos() // per shard: a long sweep must not use a stale clock
-		for k, e := range sh.m {
-			if e.expires <= now {
-				delete(sh.m, k)
-				removed++
-			}
-		}
-		sh.mu.Unlock()
+		removed += s.sweepShard(&s.shards[i])
 	}
 	for i := range s.owners {
 		if s.closed.Load() {
 			break
 		}
 		removed += s.sweepOwners(&s.owners[i])
+	}
+	return removed
+}
+
+// sweepShard removes the expired entries of one shard and returns how many
+// it removed.
+func (s *Store) sweepShard(sh *shard) int {
+	sh.mu.RLock()
+	if sh.m == nil {
+		sh.mu.RUnlock()
+		return 0
+	}
+	now := s.nowNanos() // per shard: a long sweep must not use a stale clock
+	var expired []string
+	for k, e := range sh.m {
+		if e.expires <= now {
+			expired = append(expired, k)
+		}
+	}
+	sh.mu.RUnlock()
+	removed := 0
+	for len(expired) > 0 {
+		batch := expired[:min(len(expired), sweepChunk)]
+		expired = expired[len(batch):]
+		sh.mu.Lock()
+		if sh.m == nil {
+			sh.mu.Unlock()
+			break
+		}
+		now = s.nowNanos()
+		for _, k := range batch {
+			// Written again since the walk? Then it lives on.
+			if e, ok := sh.m[k]; ok && e.expires <= now {
+				delete(sh.m, k)
+				removed++
+			}
+		}
+		sh.mu.Unlock()
 	}
 	return removed
 }

@@ -18,8 +18,8 @@
 //	v  its version, counted up by every write
 //	e  its idle deadline, Unix milliseconds
 //	l  its absolute deadline, Unix milliseconds (0: none)
-//	w  random ids of the last 8 writes, so that a write sent again after a
-//	   lost reply is recognised (see Options.ResolveWithin)
+//	w1..w4  random ids of the last four writes, so that a write sent again
+//	        after a lost reply is recognised (see Options.ResolveWithin)
 //
 // and a TTL set with PEXPIREAT to the idle deadline, which a touch never moves
 // past the absolute deadline: Redis forgets an idle or ended session by
@@ -172,23 +172,16 @@ func (s *Store) loadScript(ctx context.Context, sc *goredis.Script) error {
 	return sc.Load(ctx, s.client).Err()
 }
 
-// writeIDs is Lua shared by the write scripts: field w of a session holds
-// the ids of its last maxWriteIDs writes, newest first, separated by spaces.
-// seen reports whether id is among them; push returns the list with id
-// added in front.
+// writeIDs is Lua shared by the write scripts: fields w1..w4 of a session
+// hold the ids of its last four writes, newest first. seen reports whether
+// id is among the ids r (as read by HMGET w1 w2 w3 w4) holds; shifted
+// returns the HSET arguments that put id in front.
 const writeIDs = `
-local function seen(ws, id)
-	return ws ~= false and ws ~= nil and string.find(' ' .. ws .. ' ', ' ' .. id .. ' ', 1, true) ~= nil
+local function seen(r, id)
+	return r[1] == id or r[2] == id or r[3] == id or r[4] == id
 end
-local function push(ws, id)
-	if not ws or ws == '' then return id end
-	local out, n = id, 1
-	for w in string.gmatch(ws, '%S+') do
-		if n >= 8 then break end
-		out = out .. ' ' .. w
-		n = n + 1
-	end
-	return out
+local function shifted(r, id)
+	return 'w1', id, 'w2', r[1] or '', 'w3', r[2] or '', 'w4', r[3] or ''
 end
 `
 
@@ -219,8 +212,8 @@ return {r[1], r[2], exp, r[4], touched}
 
 	// KEYS[1]; ARGV: value, version, expires, limit, write id.
 	setScript = goredis.NewScript(writeIDs + `
-local w = push(redis.call('HGET', KEYS[1], 'w'), ARGV[5])
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4], 'w', w)
+local w = redis.call('HMGET', KEYS[1], 'w1', 'w2', 'w3', 'w4')
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4], shifted(w, ARGV[5]))
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 `)
@@ -230,15 +223,16 @@ return 1
 	// write that already landed (its write id is among the last ones stored,
 	// even if other writes followed it) returns 1 and changes nothing.
 	setIfScript = goredis.NewScript(writeIDs + `
-local r = redis.call('HMGET', KEYS[1], 'v', 'w')
-if seen(r[2], ARGV[6]) then return 1 end
+local r = redis.call('HMGET', KEYS[1], 'v', 'w1', 'w2', 'w3', 'w4')
+local w = {r[2], r[3], r[4], r[5]}
+if seen(w, ARGV[6]) then return 1 end
 local cur = r[1]
 if ARGV[1] == '0' then
 	if cur then return 0 end
 elseif cur ~= ARGV[1] then
 	return 0
 end
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5], 'w', push(r[2], ARGV[6]))
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5], shifted(w, ARGV[6]))
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1
 `)
@@ -268,11 +262,11 @@ return 1
 	// KEYS: old, new; ARGV: old version, value, version, expires, limit,
 	// write id. Replaying a move that already happened returns 1.
 	replaceScript = goredis.NewScript(writeIDs + `
-if seen(redis.call('HGET', KEYS[2], 'w'), ARGV[6]) then return 1 end
+if seen(redis.call('HMGET', KEYS[2], 'w1', 'w2', 'w3', 'w4'), ARGV[6]) then return 1 end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[2], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5], 'w', ARGV[6])
+redis.call('HSET', KEYS[2], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5], 'w1', ARGV[6])
 redis.call('PEXPIREAT', KEYS[2], ARGV[4])
 return 1
 `)

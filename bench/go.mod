@@ -1,0 +1,26 @@
+module github.com/sessionx/sessions/bench
+
+go 1.26.0
+
+require (
+	github.com/alexedwards/scs/goredisstore v0.0.0-20250212122300-421ef1d8611c
+	github.com/alexedwards/scs/redisstore v0.0.0-20251002162104-209de6e426de
+	github.com/alexedwards/scs/v2 v2.9.0
+	github.com/gomodule/redigo v1.8.0
+	github.com/gorilla/sessions v1.4.0
+	github.com/redis/go-redis/v9 v9.23.0
+	github.com/sessionx/sessions v0.0.0
+	golang.org/x/image v0.47.0
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/gorilla/securecookie v1.1.2 // indirect
+	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
+	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)
+
+replace github.com/sessionx/sessions => ../
