@@ -141,12 +141,16 @@ type Store struct {
 	wg        sync.WaitGroup
 }
 
-// shard is one independently locked part of the store. A nil m means the
-// store is closed.
+// shard is one part of the store. Readers (Get, GetTouch, Touch) take no
+// lock: they look entries up in m, a sync.Map whose Load writes nothing
+// shared, and slide a deadline with a compare-and-swap on the entry. Writers
+// that add, replace or remove entries hold mu, so that n, the bound and the
+// version checks stay consistent among them.
 type shard struct {
-	mu sync.RWMutex
-	m  map[string]entry
-	_  [32]byte // pad to 64 bytes: neighbouring shards' locks on separate cache lines
+	mu sync.Mutex
+	m  sync.Map // key -> *entry
+	n  int      // entries in m, live or expired; guarded by mu
+	_  [40]byte // keep neighbouring shards' locks on separate cache lines
 }
 
 // ownerShard is one independently locked part of the owner index. A nil m
@@ -170,14 +174,15 @@ type ownerSet struct {
 // owner shard's lock without letting go of it.
 const sweepChunk = 256
 
-// entry is a stored backend.Entry. Times are Unix nanoseconds. value is never
-// modified once stored: writes store a fresh copy, so readers may copy it
-// outside the lock.
+// entry is a stored backend.Entry. Times are Unix nanoseconds. Everything
+// but expires is fixed once the entry is stored (a write stores a new
+// entry), so readers use it without a lock; expires only moves by
+// compare-and-swap.
 type entry struct {
 	value   []byte
-	expires int64 // never in the past for a live entry
 	limit   int64 // noLimit for no limit
 	version uint64
+	expires atomic.Int64
 }
 
 // noLimit is the limit of an entry whose Limit is zero.
@@ -222,9 +227,6 @@ func New(opts Options) *Store {
 		owners:     make([]ownerShard, n),
 		maxRecords: int64(maxEntries),
 	}
-	for i := range s.shards {
-		s.shards[i].m = make(map[string]entry)
-	}
 	for i := range s.owners {
 		s.owners[i].m = make(map[string]*ownerSet)
 	}
@@ -261,7 +263,8 @@ func (s *Store) Close() error {
 		for i := range s.shards {
 			sh := &s.shards[i]
 			sh.mu.Lock()
-			sh.m = nil
+			sh.m.Clear()
+			sh.n = 0
 			sh.mu.Unlock()
 		}
 		for i := range s.owners {
@@ -279,11 +282,10 @@ func (s *Store) Close() error {
 // whose limit is not after the store's clock) now, and returns how many of
 // both it removed. The background sweeper calls it every
 // Options.SweepInterval; tests and benchmarks may call it directly. It never
-// locks the whole store: it finds a shard's expired keys under the shard's
-// read lock (reads go on; writes to that shard wait for the walk of its
-// MaxEntries/Shards entries), then deletes them in batches of sweepChunk
-// under the write lock, checking each again, so that no lock is held for
-// long even when a shard holds many expired entries. In the owner index it
+// locks the whole store: it finds a shard's expired keys without a lock
+// (reads and writes go on), then deletes them in batches of sweepChunk under
+// the shard's lock, checking each again, so that no lock is held for long
+// even when a shard holds many expired entries. In the owner index it
 // lets go of a shard's lock after every 256 records examined, so even one
 // owner with very many records never holds up the others. After Close it
 // returns 0.
@@ -307,33 +309,32 @@ func (s *Store) Sweep() int {
 // sweepShard removes the expired entries of one shard and returns how many
 // it removed.
 func (s *Store) sweepShard(sh *shard) int {
-	sh.mu.RLock()
-	if sh.m == nil {
-		sh.mu.RUnlock()
-		return 0
+	type victim struct {
+		key string
+		e   *entry
 	}
 	now := s.nowNanos() // per shard: a long sweep must not use a stale clock
-	var expired []string
-	for k, e := range sh.m {
-		if e.expires <= now {
-			expired = append(expired, k)
+	var expired []victim
+	sh.m.Range(func(k, v any) bool { // no lock: reads and writes go on
+		if e := v.(*entry); e.expires.Load() <= now {
+			expired = append(expired, victim{k.(string), e})
 		}
-	}
-	sh.mu.RUnlock()
+		return true
+	})
 	removed := 0
 	for len(expired) > 0 {
 		batch := expired[:min(len(expired), sweepChunk)]
 		expired = expired[len(batch):]
 		sh.mu.Lock()
-		if sh.m == nil {
+		if s.closed.Load() {
 			sh.mu.Unlock()
 			break
 		}
 		now = s.nowNanos()
-		for _, k := range batch {
-			// Written again since the walk? Then it lives on.
-			if e, ok := sh.m[k]; ok && e.expires <= now {
-				delete(sh.m, k)
+		for _, x := range batch {
+			// Touched or written again since the walk? Then it lives on.
+			if x.e.expires.Load() <= now && sh.m.CompareAndDelete(x.key, x.e) {
+				sh.n--
 				removed++
 			}
 		}
@@ -406,9 +407,9 @@ func (s *Store) Len() int {
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.RLock()
-		n += len(sh.m)
-		sh.mu.RUnlock()
+		sh.mu.Lock()
+		n += sh.n
+		sh.mu.Unlock()
 	}
 	return n
 }
@@ -418,19 +419,55 @@ func (s *Store) Get(ctx context.Context, key string) (backend.Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return backend.Entry{}, err
 	}
-	now := s.nowNanos()
-	sh := s.shard(key)
-	sh.mu.RLock()
-	if sh.m == nil {
-		sh.mu.RUnlock()
+	if s.closed.Load() {
 		return backend.Entry{}, backend.ErrClosed
 	}
-	e, ok := sh.m[key]
-	sh.mu.RUnlock()
-	if !ok || e.expires <= now {
+	now := s.nowNanos()
+	e, exp, ok := s.shard(key).live(key, now)
+	if !ok {
 		return backend.Entry{}, backend.ErrNotFound
 	}
-	return e.export(), nil
+	return e.export(exp), nil
+}
+
+// live returns the entry under key and its deadline if it is live at now.
+func (sh *shard) live(key string, now int64) (*entry, int64, bool) {
+	v, ok := sh.m.Load(key)
+	if !ok {
+		return nil, 0, false
+	}
+	e := v.(*entry)
+	exp := e.expires.Load()
+	return e, exp, exp > now
+}
+
+// slide moves e's deadline to min(exp, limit) by compare-and-swap, but only
+// while it is before before (before <= 0: always). It reports the deadline it
+// leaves, whether it moved it, and false for ok when the entry is (or is
+// left) expired at now; an entry left expired is removed from sh.
+func (s *Store) slide(sh *shard, key string, e *entry, before, exp, now int64) (deadline int64, moved, ok bool) {
+	for {
+		cur := e.expires.Load()
+		if cur <= now {
+			return cur, false, false
+		}
+		next := min(exp, e.limit)
+		if (before > 0 && cur >= before) || next == cur {
+			return cur, false, true
+		}
+		if !e.expires.CompareAndSwap(cur, next) {
+			continue // another slide got in first: look again
+		}
+		if next <= now {
+			sh.mu.Lock()
+			if sh.m.CompareAndDelete(key, e) {
+				sh.n--
+			}
+			sh.mu.Unlock()
+			return next, true, false
+		}
+		return next, true, true
+	}
 }
 
 // Set stores e under key, replacing whatever was there. An e.Expires not
@@ -446,7 +483,7 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 	sh := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.m == nil {
+	if s.closed.Load() {
 		return backend.ErrClosed
 	}
 	return s.store(sh, key, ne, now)
@@ -459,27 +496,25 @@ func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	now := s.nowNanos()
-	exp := toNanos(expires)
-	sh := s.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.m == nil {
+	if s.closed.Load() {
 		return backend.ErrClosed
 	}
-	e, ok := sh.m[key]
-	if !ok || e.expires <= now {
-		if ok {
-			delete(sh.m, key)
+	now := s.nowNanos()
+	sh := s.shard(key)
+	e, _, ok := sh.live(key, now)
+	if !ok {
+		if e != nil { // expired: a write removes it, as the sweeper would
+			sh.mu.Lock()
+			if sh.m.CompareAndDelete(key, e) {
+				sh.n--
+			}
+			sh.mu.Unlock()
 		}
 		return backend.ErrNotFound
 	}
-	e.expires = min(exp, e.limit)
-	if e.expires <= now {
-		delete(sh.m, key)
-		return nil
+	if _, _, ok := s.slide(sh, key, e, 0, toNanos(expires), now); !ok {
+		return nil // moved into the past: removed, as documented
 	}
-	sh.m[key] = e
 	return nil
 }
 
@@ -492,11 +527,18 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	sh := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.m == nil {
+	if s.closed.Load() {
 		return backend.ErrClosed
 	}
-	delete(sh.m, key)
+	sh.remove(key)
 	return nil
+}
+
+// remove deletes key from sh, whose lock the caller holds.
+func (sh *shard) remove(key string) {
+	if _, loaded := sh.m.LoadAndDelete(key); loaded {
+		sh.n--
+	}
 }
 
 // SetIf stores e under key, as Set does, only if the live entry under key has
@@ -513,21 +555,23 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, e backend.Ent
 	sh := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.m == nil {
+	if s.closed.Load() {
 		return backend.ErrClosed
 	}
-	if !matches(sh.m, key, old, now) {
+	if !sh.matches(key, old, now) {
 		return backend.ErrConflict
 	}
 	return s.store(sh, key, ne, now)
 }
 
-// Replace stores e under newKey and removes oldKey in one step, only if the
-// live entry under oldKey has Version old and there is no live entry under
-// newKey. Otherwise it changes nothing and returns backend.ErrConflict (old
-// is compared exactly: unlike SetIf, old == 0 means version 0). As
-// with Set, an e.Expires not after the store's clock stores nothing under
-// newKey (oldKey is still removed). Writing into a full shard evicts an entry
+// Replace stores e under newKey and removes oldKey, only if the live entry
+// under oldKey has Version old and there is no live entry under newKey;
+// otherwise it changes nothing and returns backend.ErrConflict (old is
+// compared exactly: unlike SetIf, old == 0 means version 0). It is one step
+// for writers (both shards are locked); readers, which take no lock, may
+// find both keys while Replace runs, never neither, and the old key is gone
+// when it returns. As with Set, an e.Expires not after the store's clock
+// stores nothing under newKey (oldKey is still removed). Writing into a full shard evicts an entry
 // or returns backend.ErrFull, as Options.RejectWhenFull says; with ErrFull
 // nothing is changed.
 func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey string, e backend.Entry) error {
@@ -554,26 +598,29 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 		osh.mu.Lock()
 		defer osh.mu.Unlock()
 	}
-	if osh.m == nil || nsh.m == nil {
+	if s.closed.Load() {
 		return backend.ErrClosed
 	}
-	if cur, ok := osh.m[oldKey]; !ok || cur.expires <= now || cur.version != old || !matches(nsh.m, newKey, 0, now) {
+	if cur, _, ok := osh.live(oldKey, now); !ok || cur.version != old || !nsh.matches(newKey, 0, now) {
 		return backend.ErrConflict
 	}
-	if oi == ni {
-		delete(osh.m, oldKey) // frees the slot newKey may need
-		return s.store(nsh, newKey, ne, now)
-	}
-	// Make room first so that ErrFull leaves oldKey in place.
-	if ne.expires > now {
-		if _, ok := nsh.m[newKey]; !ok && len(nsh.m) >= s.perShard {
-			if err := s.makeRoom(nsh, now); err != nil {
-				return err
-			}
+	// Readers take no lock, so the new key goes in before the old one goes
+	// out: a reader may find both for the length of this call, never
+	// neither. Make room first, so that ErrFull leaves oldKey in place.
+	if ne.expires.Load() > now && nsh.n >= s.perShard {
+		if oi == ni && nsh.n <= s.perShard {
+			// The old key's slot is about to be freed: borrow it.
+		} else if err := s.makeRoom(nsh, now); err != nil {
+			return err
 		}
 	}
-	delete(osh.m, oldKey)
-	return s.store(nsh, newKey, ne, now)
+	if ne.expires.Load() > now {
+		if _, loaded := nsh.m.Swap(newKey, ne); !loaded {
+			nsh.n++
+		}
+	}
+	osh.remove(oldKey)
+	return nil
 }
 
 // GetTouch returns the live entry under key, as Get does. If its Expires is
@@ -587,48 +634,24 @@ func (s *Store) GetTouch(ctx context.Context, key string, ifBefore, expires time
 	if err := ctx.Err(); err != nil {
 		return backend.Entry{}, false, err
 	}
+	if s.closed.Load() {
+		return backend.Entry{}, false, backend.ErrClosed
+	}
 	now := s.nowNanos()
-	before := toNanos(ifBefore)
-	exp := toNanos(expires)
 	sh := s.shard(key)
-
-	// Most loads need no refresh: try under the read lock first.
-	sh.mu.RLock()
-	if sh.m == nil {
-		sh.mu.RUnlock()
-		return backend.Entry{}, false, backend.ErrClosed
-	}
-	cur, ok := sh.m[key]
-	sh.mu.RUnlock()
-	if !ok || cur.expires <= now {
+	cur, _, ok := sh.live(key, now)
+	if !ok {
 		return backend.Entry{}, false, backend.ErrNotFound
 	}
-	if cur.expires >= before || min(exp, cur.limit) == cur.expires {
-		return cur.export(), false, nil
+	before := toNanos(ifBefore)
+	if before <= 0 {
+		before = 1 // a zero ifBefore never touches
 	}
-
-	sh.mu.Lock()
-	if sh.m == nil {
-		sh.mu.Unlock()
-		return backend.Entry{}, false, backend.ErrClosed
-	}
-	cur, ok = sh.m[key] // it may have changed while unlocked
-	if !ok || cur.expires <= now {
-		sh.mu.Unlock()
+	deadline, moved, ok := s.slide(sh, key, cur, before, toNanos(expires), now)
+	if !ok {
 		return backend.Entry{}, false, backend.ErrNotFound
 	}
-	if next := min(exp, cur.limit); cur.expires < before && next != cur.expires {
-		if next <= now {
-			delete(sh.m, key)
-			sh.mu.Unlock()
-			return backend.Entry{}, false, backend.ErrNotFound
-		}
-		cur.expires = next
-		sh.m[key] = cur
-		touched = true
-	}
-	sh.mu.Unlock()
-	return cur.export(), touched, nil
+	return cur.export(deadline), moved, nil
 }
 
 // AddOwned records that key belongs to owner until limit, replacing any
@@ -748,17 +771,21 @@ func (s *Store) Owned(ctx context.Context, owner string) ([]string, error) {
 }
 
 // store writes ne under key in sh, whose lock the caller holds, as Set does.
-func (s *Store) store(sh *shard, key string, ne entry, now int64) error {
-	if ne.expires <= now {
-		delete(sh.m, key)
+func (s *Store) store(sh *shard, key string, ne *entry, now int64) error {
+	if ne.expires.Load() <= now {
+		sh.remove(key)
 		return nil
 	}
-	if _, ok := sh.m[key]; !ok && len(sh.m) >= s.perShard {
-		if err := s.makeRoom(sh, now); err != nil {
-			return err
+	if sh.n >= s.perShard {
+		if _, ok := sh.m.Load(key); !ok {
+			if err := s.makeRoom(sh, now); err != nil {
+				return err
+			}
 		}
 	}
-	sh.m[key] = ne
+	if _, loaded := sh.m.Swap(key, ne); !loaded {
+		sh.n++
+	}
 	return nil
 }
 
@@ -775,20 +802,19 @@ func (s *Store) makeRoom(sh *shard, now int64) error {
 		earlier int64 = math.MaxInt64
 		seen    int
 	)
-	for k, e := range sh.m { // map iteration starts at a random place
-		if e.expires <= now {
-			expired[nexp] = k
+	sh.m.Range(func(k, v any) bool {
+		exp := v.(*entry).expires.Load()
+		if exp <= now {
+			expired[nexp] = k.(string)
 			nexp++
-		} else if e.expires < earlier {
-			victim, earlier = k, e.expires
+		} else if exp < earlier {
+			victim, earlier = k.(string), exp
 		}
 		seen++
-		if seen == EvictionSample {
-			break
-		}
-	}
+		return seen < EvictionSample
+	})
 	for _, k := range expired[:nexp] {
-		delete(sh.m, k)
+		sh.remove(k)
 	}
 	if nexp > 0 {
 		return nil
@@ -796,15 +822,14 @@ func (s *Store) makeRoom(sh *shard, now int64) error {
 	if s.reject {
 		return backend.ErrFull
 	}
-	delete(sh.m, victim)
+	sh.remove(victim)
 	return nil
 }
 
-// matches reports whether the live entry under key in m has version old, or,
-// with old == 0, whether there is no live entry under key.
-func matches(m map[string]entry, key string, old uint64, now int64) bool {
-	e, ok := m[key]
-	live := ok && e.expires > now
+// matches reports whether the live entry under key in sh has version old,
+// or, with old == 0, whether there is no live entry under key.
+func (sh *shard) matches(key string, old uint64, now int64) bool {
+	e, _, live := sh.live(key, now)
 	if old == 0 {
 		return !live
 	}
@@ -827,25 +852,26 @@ func (s *Store) nowNanos() int64 {
 	return toNanos(s.now())
 }
 
-// importEntry copies e into an entry, copying its Value.
-func importEntry(e backend.Entry) entry {
-	ne := entry{
+// importEntry copies e into a new entry, copying its Value.
+func importEntry(e backend.Entry) *entry {
+	ne := &entry{
 		value:   append(make([]byte, 0, len(e.Value)), e.Value...),
-		expires: toNanos(e.Expires),
 		limit:   noLimit,
 		version: e.Version,
 	}
+	ne.expires.Store(toNanos(e.Expires))
 	if !e.Limit.IsZero() {
 		ne.limit = toNanos(e.Limit)
 	}
 	return ne
 }
 
-// export returns e as a backend.Entry with a fresh copy of its value.
-func (e entry) export() backend.Entry {
+// export returns e, with deadline expires, as a backend.Entry with a fresh
+// copy of its value.
+func (e *entry) export(expires int64) backend.Entry {
 	out := backend.Entry{
 		Value:   append(make([]byte, 0, len(e.value)), e.value...),
-		Expires: time.Unix(0, e.expires),
+		Expires: time.Unix(0, expires),
 		Version: e.version,
 	}
 	if e.limit != noLimit {
