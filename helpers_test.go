@@ -14,28 +14,14 @@ import (
 
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/memory"
+	"github.com/sessionx/sessions/internal/testclock"
 )
 
 // fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = testclock.Clock
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return testclock.New(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 }
 
 // countingStore wraps a store with every optional capability and counts the

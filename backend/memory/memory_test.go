@@ -16,6 +16,7 @@ import (
 	"github.com/sessionx/sessions/backend/memory"
 	"github.com/sessionx/sessions/backend/storetest"
 	"github.com/sessionx/sessions/internal/sessiontest"
+	"github.com/sessionx/sessions/internal/testclock"
 )
 
 func TestConformance(t *testing.T) {
@@ -37,25 +38,10 @@ func TestConformanceSmall(t *testing.T) {
 }
 
 // fakeClock is a clock for Options.Now that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type fakeClock = testclock.Clock
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+	return testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // newStore returns a store closed at the end of the test.

@@ -25,6 +25,7 @@ import (
 	"github.com/sessionx/sessions/backend/storetest"
 	"github.com/sessionx/sessions/internal/redistest"
 	"github.com/sessionx/sessions/internal/sessiontest"
+	"github.com/sessionx/sessions/internal/testclock"
 )
 
 // prefix returns a key prefix of t's own, so that tests sharing a Redis never
@@ -79,37 +80,18 @@ type visit struct {
 	User string
 }
 
-// clock is a fake clock that starts at the real time, since Redis expires
-// keys by its own clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // app is a Manager on a Redis store and a handler: /inc increments N, /read
 // only reads.
 type app struct {
 	mgr     *sessions.Manager[visit]
 	handler http.Handler
-	clock   *clock
-	ran     atomic.Int64 // how many times the inner handler ran
+	clock   *testclock.Clock // starts at the real time: Redis expires keys by its own clock
+	ran     atomic.Int64     // how many times the inner handler ran
 }
 
 func newApp(t *testing.T, store backend.Store, cfg sessions.Config) *app {
 	t.Helper()
-	a := &app{clock: &clock{t: time.Now()}}
+	a := &app{clock: testclock.New(time.Now())}
 	cfg.Store = store
 	if cfg.Now == nil {
 		cfg.Now = a.clock.Now
