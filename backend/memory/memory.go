@@ -7,6 +7,9 @@
 // the process's memory and vanish when it exits; several processes behind a
 // load balancer do not share them.
 //
+// Reads (Get, GetTouch, Touch) take no lock: each shard is a sync.Map of
+// entries that never change once stored but for their deadline, which moves
+// by compare-and-swap; writers of one shard take turns on its mutex.
 // Expired entries are invisible at once (every read checks the deadline
 // against the store's clock) and a background goroutine removes them every
 // Options.SweepInterval. The number of stored entries is bounded by
