@@ -7,9 +7,12 @@
 // the process's memory and vanish when it exits; several processes behind a
 // load balancer do not share them.
 //
-// Reads (Get, GetTouch, Touch) take no lock: each shard is a sync.Map of
-// entries that never change once stored but for their deadline, which moves
-// by compare-and-swap; writers of one shard take turns on its mutex.
+// No operation on one key takes a lock: each shard is a sync.Map of entries
+// that never change once stored but for their deadline, which moves by
+// compare-and-swap, and a write swaps in a new entry (a conditional write
+// only if the entry it checked is still the one stored). Only eviction at
+// the bound takes a shard's mutex; concurrent writers of new keys may
+// overshoot a full shard's bound by one each until their eviction is done.
 // Expired entries are invisible at once (every read checks the deadline
 // against the store's clock) and a background goroutine removes them every
 // Options.SweepInterval. The number of stored entries is bounded by
@@ -144,16 +147,17 @@ type Store struct {
 	wg        sync.WaitGroup
 }
 
-// shard is one part of the store. Readers (Get, GetTouch, Touch) take no
-// lock: they look entries up in m, a sync.Map whose Load writes nothing
-// shared, and slide a deadline with a compare-and-swap on the entry. Writers
-// that add, replace or remove entries hold mu, so that n, the bound and the
-// version checks stay consistent among them.
+// shard is one part of the store. No operation on one key takes a lock:
+// entries are looked up in m, a sync.Map whose Load writes nothing shared; a
+// deadline slides by compare-and-swap on the entry; a write replaces the
+// entry pointer by compare-and-swap (a conditional write succeeds only if the
+// entry it checked is still the one stored). Only eviction at the bound
+// takes mu.
 type shard struct {
-	mu sync.Mutex
-	m  sync.Map // key -> *entry
-	n  int      // entries in m, live or expired; guarded by mu
-	_  [40]byte // keep neighbouring shards' locks on separate cache lines
+	mu sync.Mutex   // held only to evict (makeRoom), so that evictors take turns
+	m  sync.Map     // key -> *entry
+	n  atomic.Int64 // entries in m, live or expired
+	_  [40]byte     // keep neighbouring shards on separate cache lines
 }
 
 // ownerShard is one independently locked part of the owner index. A nil m
@@ -265,10 +269,8 @@ func (s *Store) Close() error {
 		s.wg.Wait()
 		for i := range s.shards {
 			sh := &s.shards[i]
-			sh.mu.Lock()
 			sh.m.Clear()
-			sh.n = 0
-			sh.mu.Unlock()
+			sh.n.Store(0)
 		}
 		for i := range s.owners {
 			osh := &s.owners[i]
@@ -312,37 +314,16 @@ func (s *Store) Sweep() int {
 // sweepShard removes the expired entries of one shard and returns how many
 // it removed.
 func (s *Store) sweepShard(sh *shard) int {
-	type victim struct {
-		key string
-		e   *entry
-	}
 	now := s.nowNanos() // per shard: a long sweep must not use a stale clock
-	var expired []victim
-	sh.m.Range(func(k, v any) bool { // no lock: reads and writes go on
-		if e := v.(*entry); e.expires.Load() <= now {
-			expired = append(expired, victim{k.(string), e})
-		}
-		return true
-	})
 	removed := 0
-	for len(expired) > 0 {
-		batch := expired[:min(len(expired), sweepChunk)]
-		expired = expired[len(batch):]
-		sh.mu.Lock()
-		if s.closed.Load() {
-			sh.mu.Unlock()
-			break
+	sh.m.Range(func(k, v any) bool { // no lock: reads and writes go on
+		// CompareAndDelete: an entry written again meanwhile lives on.
+		if e := v.(*entry); e.expires.Load() <= now && sh.m.CompareAndDelete(k, e) {
+			sh.n.Add(-1)
+			removed++
 		}
-		now = s.nowNanos()
-		for _, x := range batch {
-			// Touched or written again since the walk? Then it lives on.
-			if x.e.expires.Load() <= now && sh.m.CompareAndDelete(x.key, x.e) {
-				sh.n--
-				removed++
-			}
-		}
-		sh.mu.Unlock()
-	}
+		return !s.closed.Load()
+	})
 	return removed
 }
 
@@ -409,10 +390,7 @@ func (s *Store) IndexLen() int {
 func (s *Store) Len() int {
 	n := 0
 	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += sh.n
-		sh.mu.Unlock()
+		n += int(s.shards[i].n.Load())
 	}
 	return n
 }
@@ -462,11 +440,7 @@ func (s *Store) slide(sh *shard, key string, e *entry, before, exp, now int64) (
 			continue // another slide got in first: look again
 		}
 		if next <= now {
-			sh.mu.Lock()
-			if sh.m.CompareAndDelete(key, e) {
-				sh.n--
-			}
-			sh.mu.Unlock()
+			sh.removeIf(key, e)
 			return next, true, false
 		}
 		return next, true, true
@@ -481,15 +455,20 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	now := s.nowNanos()
-	ne := importEntry(e)
-	sh := s.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	if s.closed.Load() {
 		return backend.ErrClosed
 	}
-	return s.store(sh, key, ne, now)
+	now := s.nowNanos()
+	ne := importEntry(e)
+	sh := s.shard(key)
+	if ne.expires.Load() <= now {
+		sh.remove(key)
+		return nil
+	}
+	if _, loaded := sh.m.Swap(key, ne); !loaded {
+		return s.admit(sh, key, ne, now)
+	}
+	return nil
 }
 
 // Touch moves the Expires of the live entry under key to expires, capped at
@@ -507,11 +486,7 @@ func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error 
 	e, _, ok := sh.live(key, now)
 	if !ok {
 		if e != nil { // expired: a write removes it, as the sweeper would
-			sh.mu.Lock()
-			if sh.m.CompareAndDelete(key, e) {
-				sh.n--
-			}
-			sh.mu.Unlock()
+			sh.removeIf(key, e)
 		}
 		return backend.ErrNotFound
 	}
@@ -527,20 +502,24 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	sh := s.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	if s.closed.Load() {
 		return backend.ErrClosed
 	}
-	sh.remove(key)
+	s.shard(key).remove(key)
 	return nil
 }
 
-// remove deletes key from sh, whose lock the caller holds.
+// remove deletes key from sh.
 func (sh *shard) remove(key string) {
 	if _, loaded := sh.m.LoadAndDelete(key); loaded {
-		sh.n--
+		sh.n.Add(-1)
+	}
+}
+
+// removeIf deletes key from sh if e is still the entry stored under it.
+func (sh *shard) removeIf(key string, e *entry) {
+	if sh.m.CompareAndDelete(key, e) {
+		sh.n.Add(-1)
 	}
 }
 
@@ -553,18 +532,52 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, e backend.Ent
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	now := s.nowNanos()
-	ne := importEntry(e)
-	sh := s.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	if s.closed.Load() {
 		return backend.ErrClosed
 	}
-	if !sh.matches(key, old, now) {
-		return backend.ErrConflict
+	now := s.nowNanos()
+	ne := importEntry(e)
+	return s.putIf(s.shard(key), key, old, ne, now, false)
+}
+
+// putIf stores ne under key in sh if the live entry there has version old
+// (old == 0: if there is none), atomically: it checks an entry, then swaps
+// it for ne only if it is still the one stored, and looks again otherwise.
+// With borrow, a new key may take the shard one past its bound, for a slot
+// that the caller is about to free.
+func (s *Store) putIf(sh *shard, key string, old uint64, ne *entry, now int64, borrow bool) error {
+	for {
+		v, ok := sh.m.Load(key)
+		var cur *entry
+		if ok {
+			cur = v.(*entry)
+		}
+		live := ok && cur.expires.Load() > now
+		if (old == 0 && live) || (old != 0 && (!live || cur.version != old)) {
+			return backend.ErrConflict
+		}
+		switch {
+		case ne.expires.Load() <= now: // a conditional delete
+			if !ok || sh.m.CompareAndDelete(key, cur) {
+				if ok {
+					sh.n.Add(-1)
+				}
+				return nil
+			}
+		case ok:
+			if sh.m.CompareAndSwap(key, cur, ne) {
+				return nil
+			}
+		default:
+			if _, loaded := sh.m.LoadOrStore(key, ne); !loaded {
+				if borrow {
+					sh.n.Add(1)
+					return nil
+				}
+				return s.admit(sh, key, ne, now)
+			}
+		}
 	}
-	return s.store(sh, key, ne, now)
 }
 
 // Replace stores e under newKey and removes oldKey, only if the live entry
@@ -581,48 +594,27 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	now := s.nowNanos()
-	ne := importEntry(e)
-	oi, ni := s.shardIndex(oldKey), s.shardIndex(newKey)
-	osh, nsh := &s.shards[oi], &s.shards[ni]
-	// Lock in index order so that two crossing Replaces cannot deadlock.
-	switch {
-	case oi == ni:
-		osh.mu.Lock()
-		defer osh.mu.Unlock()
-	case oi < ni:
-		osh.mu.Lock()
-		defer osh.mu.Unlock()
-		nsh.mu.Lock()
-		defer nsh.mu.Unlock()
-	default:
-		nsh.mu.Lock()
-		defer nsh.mu.Unlock()
-		osh.mu.Lock()
-		defer osh.mu.Unlock()
-	}
 	if s.closed.Load() {
 		return backend.ErrClosed
 	}
-	if cur, _, ok := osh.live(oldKey, now); !ok || cur.version != old || !nsh.matches(newKey, 0, now) {
+	now := s.nowNanos()
+	ne := importEntry(e)
+	osh, nsh := s.shard(oldKey), s.shard(newKey)
+	cur, _, ok := osh.live(oldKey, now)
+	if !ok || cur.version != old || oldKey == newKey {
 		return backend.ErrConflict
 	}
-	// Readers take no lock, so the new key goes in before the old one goes
-	// out: a reader may find both for the length of this call, never
-	// neither. Make room first, so that ErrFull leaves oldKey in place.
-	if ne.expires.Load() > now && nsh.n >= s.perShard {
-		if oi == ni && nsh.n <= s.perShard {
-			// The old key's slot is about to be freed: borrow it.
-		} else if err := s.makeRoom(nsh, now); err != nil {
-			return err
-		}
+	// The new key goes in before the old one goes out: a reader may find
+	// both for the length of this call, never neither.
+	if err := s.putIf(nsh, newKey, 0, ne, now, osh == nsh); err != nil {
+		return err // ErrConflict (newKey is live) or ErrFull: nothing changed
 	}
-	if ne.expires.Load() > now {
-		if _, loaded := nsh.m.Swap(newKey, ne); !loaded {
-			nsh.n++
-		}
+	if !osh.m.CompareAndDelete(oldKey, cur) {
+		// The old session changed meanwhile: undo.
+		nsh.removeIf(newKey, ne)
+		return backend.ErrConflict
 	}
-	osh.remove(oldKey)
+	osh.n.Add(-1)
 	return nil
 }
 
@@ -773,31 +765,30 @@ func (s *Store) Owned(ctx context.Context, owner string) ([]string, error) {
 	return keys, nil
 }
 
-// store writes ne under key in sh, whose lock the caller holds, as Set does.
-func (s *Store) store(sh *shard, key string, ne *entry, now int64) error {
-	if ne.expires.Load() <= now {
-		sh.remove(key)
+// admit counts the new key just added to sh with entry ne and, when that
+// takes the shard past its bound, makes room (evicting another entry) or,
+// when the store rejects writes when full, takes the new key out again and
+// returns backend.ErrFull. Concurrent writers may overshoot the bound by one
+// each for the moment between their insert and their eviction.
+func (s *Store) admit(sh *shard, key string, ne *entry, now int64) error {
+	if sh.n.Add(1) <= int64(s.perShard) {
 		return nil
 	}
-	if sh.n >= s.perShard {
-		if _, ok := sh.m.Load(key); !ok {
-			if err := s.makeRoom(sh, now); err != nil {
-				return err
-			}
-		}
+	sh.mu.Lock()
+	err := s.makeRoom(sh, key, now)
+	sh.mu.Unlock()
+	if err != nil {
+		sh.removeIf(key, ne) // refused: take the new key out again
 	}
-	if _, loaded := sh.m.Swap(key, ne); !loaded {
-		sh.n++
-	}
-	return nil
+	return err
 }
 
-// makeRoom frees at least one slot in the full shard sh, whose lock the
-// caller holds. It examines up to EvictionSample entries and removes the
+// makeRoom frees at least one slot in the full shard sh, never skip's; the
+// caller holds sh.mu. It examines up to EvictionSample entries and removes the
 // expired ones among them; if none was expired it evicts the one with the
 // earliest Expires, or returns backend.ErrFull when the store rejects writes
 // when full.
-func (s *Store) makeRoom(sh *shard, now int64) error {
+func (s *Store) makeRoom(sh *shard, skip string, now int64) error {
 	var (
 		expired [EvictionSample]string
 		nexp    int
@@ -806,12 +797,16 @@ func (s *Store) makeRoom(sh *shard, now int64) error {
 		seen    int
 	)
 	sh.m.Range(func(k, v any) bool {
+		key := k.(string)
+		if key == skip {
+			return true
+		}
 		exp := v.(*entry).expires.Load()
 		if exp <= now {
-			expired[nexp] = k.(string)
+			expired[nexp] = key
 			nexp++
 		} else if exp < earlier {
-			victim, earlier = k.(string), exp
+			victim, earlier = key, exp
 		}
 		seen++
 		return seen < EvictionSample
@@ -822,21 +817,11 @@ func (s *Store) makeRoom(sh *shard, now int64) error {
 	if nexp > 0 {
 		return nil
 	}
-	if s.reject {
+	if s.reject || victim == "" {
 		return backend.ErrFull
 	}
 	sh.remove(victim)
 	return nil
-}
-
-// matches reports whether the live entry under key in sh has version old,
-// or, with old == 0, whether there is no live entry under key.
-func (sh *shard) matches(key string, old uint64, now int64) bool {
-	e, _, live := sh.live(key, now)
-	if old == 0 {
-		return !live
-	}
-	return live && e.version == old
 }
 
 func (s *Store) shardIndex(key string) uint64 {
