@@ -199,7 +199,7 @@ func report(w io.Writer, t *benchcsv.Table) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "- %.0f bytes per session (heap growth after GC / 1,000,000: 43-byte key, the %s-byte stored value, map slot)\n",
 		val(t, "B/session", "MillionSessions"), "~100")
-	fmt.Fprintf(w, "- one sweep removing %s expired of 1,000,000: %.1f ms, %.2f ms per shard on average (64 shards, one locked at a time)\n",
+	fmt.Fprintf(w, "- one sweep removing %s expired of 1,000,000: %.1f ms, %.2f ms per shard on average (64 shards, one at a time; deletes by compare-and-swap, no lock)\n",
 		num(val(t, "removed/sweep", "MillionSessions")), sweep*1e3, val(t, "sec/shard", "MillionSessions")*1e3)
 	fmt.Fprintf(w, "- longest wait of a Get on another goroutine during the sweep: %.2f ms\n", maxGet*1e3)
 	fmt.Fprintln(w)
