@@ -249,11 +249,6 @@ func New[T any](cfg Config) (*Manager[T], error) {
 		return nil, fmt.Errorf("%w: UpdateAttempts %d is negative", ErrInvalidConfig, m.updateAttempts)
 	case m.onConflict < ConflictError || m.onConflict > ConflictOverwrite:
 		return nil, fmt.Errorf("%w: unknown OnConflict %v", ErrInvalidConfig, m.onConflict)
-	}
-	if m.updateAttempts == 0 {
-		m.updateAttempts = DefaultUpdateAttempts
-	}
-	switch {
 	case m.rotateEvery < 0:
 		return nil, fmt.Errorf("%w: RotateEvery %v is negative", ErrInvalidConfig, m.rotateEvery)
 	case m.rotateGrace < 0:
@@ -262,6 +257,9 @@ func New[T any](cfg Config) (*Manager[T], error) {
 		return nil, fmt.Errorf("%w: MaxSessionsPerOwner %d is negative", ErrInvalidConfig, m.maxPerOwner)
 	case m.ownerLimit != EvictLeastRecent && m.ownerLimit != RefuseNew:
 		return nil, fmt.Errorf("%w: unknown OwnerLimit %d", ErrInvalidConfig, m.ownerLimit)
+	}
+	if m.updateAttempts == 0 {
+		m.updateAttempts = DefaultUpdateAttempts
 	}
 	if m.rotateGrace == 0 {
 		m.rotateGrace = 10 * time.Second
@@ -731,11 +729,16 @@ func (m *Manager[T]) create(ctx context.Context, w http.ResponseWriter, s *Sessi
 func (m *Manager[T]) Destroy(w http.ResponseWriter, r *http.Request, s *Session[T]) error {
 	if !s.isNew {
 		ctx := r.Context()
-		// If another request rotated the session since this one loaded it,
-		// s.key now holds a forward record: end the session it points to.
-		key, err := m.current(ctx, s.key)
-		if err != nil {
-			return fmt.Errorf("sessions: destroy session %s: %w", s.Handle(), err)
+		key := s.key
+		if m.rotateEvery > 0 {
+			// If another request rotated the session since this one loaded
+			// it, s.key now holds a forward record: end the session it
+			// points to. (Without rotation there are no forward records,
+			// and logout costs no read.)
+			var err error
+			if key, _, err = m.current(ctx, s.key); err != nil && !errors.Is(err, backend.ErrNotFound) {
+				return fmt.Errorf("sessions: destroy session %s: %w", s.Handle(), err)
+			}
 		}
 		if err := m.destroyKey(ctx, s.indexedOwner, key, s.Handle()); err != nil {
 			return err

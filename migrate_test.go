@@ -146,3 +146,16 @@ func TestDestroyStoreFailureKeepsSession(t *testing.T) {
 		t.Error("a failed Destroy reset the session")
 	}
 }
+
+func TestDestroyWithoutRotationCostsNoRead(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{})
+	cookie := newStoredSession(t, env)
+	s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+	reads := env.store.reads()
+	if err := env.mgr.Destroy(newHeaderWriter(), httptestRequest(cookie), s); err != nil {
+		t.Fatal(err)
+	}
+	if n := env.store.reads() - reads; n != 0 {
+		t.Errorf("Destroy read the store %d times; without rotation there is nothing to follow", n)
+	}
+}

@@ -2,7 +2,6 @@ package sessions
 
 import (
 	"context"
-	"errors"
 
 	"github.com/sessionx/sessions/backend"
 )
@@ -11,24 +10,23 @@ import (
 // record naming the key its session moved to (see Manager.rotate). These
 // helpers let requests that loaded the session before a rotation find it.
 
-// current returns the key that holds the session now stored under key: key
-// itself, or the end of its forward chain. A missing key is returned as is.
-func (m *Manager[T]) current(ctx context.Context, key string) (string, error) {
+// current returns the key that holds the session now stored under key (key
+// itself, or the end of its forward chain) and the entry stored there. A
+// missing key, or a chain longer than maxForwards, is backend.ErrNotFound
+// with the last key looked at.
+func (m *Manager[T]) current(ctx context.Context, key string) (string, backend.Entry, error) {
 	for hops := 0; hops <= maxForwards; hops++ {
 		e, err := m.store.Get(ctx, key)
-		if errors.Is(err, backend.ErrNotFound) {
-			return key, nil
-		}
 		if err != nil {
-			return "", err
+			return key, backend.Entry{}, err
 		}
 		next, ok := decodeForward(e.Value)
 		if !ok {
-			return key, nil
+			return key, e, nil
 		}
 		key = next
 	}
-	return key, nil
+	return key, backend.Entry{}, backend.ErrNotFound
 }
 
 // followRotation is called when a conditional write of s met ErrConflict.
@@ -38,6 +36,9 @@ func (m *Manager[T]) current(ctx context.Context, key string) (string, error) {
 // so that the write can be tried again there. s keeps no cookie: its request
 // carries the old token.
 func (m *Manager[T]) followRotation(ctx context.Context, s *Session[T]) bool {
+	if m.rotateEvery <= 0 {
+		return false // no rotation, no forward records: a plain conflict
+	}
 	cur, err := m.store.Get(ctx, s.key)
 	if err != nil {
 		return false

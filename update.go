@@ -109,11 +109,7 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 // s's key. It returns an error wrapping ErrConflict when the session is gone
 // (destroyed, migrated or expired).
 func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) error {
-	key, err := m.current(ctx, s.key) // rotated meanwhile: follow it
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	e, err := m.store.Get(ctx, key)
+	key, e, err := m.current(ctx, s.key) // rotated meanwhile: follow it
 	if errors.Is(err, backend.ErrNotFound) {
 		return fmt.Errorf("%w: the session was destroyed or migrated", ErrConflict)
 	}

@@ -506,6 +506,16 @@ func newLossyProxy(t *testing.T, target string) *lossyProxy {
 	return p
 }
 
+// newLossyStore returns a store whose client reaches srv through a
+// lossyProxy, with go-redis's MaxRetries set to maxRetries.
+func newLossyStore(t *testing.T, srv *redistest.Server, maxRetries int) (*lossyProxy, *goredis.Client, *redis.Store) {
+	t.Helper()
+	proxy := newLossyProxy(t, srv.Addr())
+	client := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true, MaxRetries: maxRetries})
+	t.Cleanup(func() { client.Close() })
+	return proxy, client, newStore(t, client)
+}
+
 func (p *lossyProxy) serve(client net.Conn) {
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
@@ -544,10 +554,7 @@ func (p *lossyProxy) serve(client net.Conn) {
 func TestWriteWithLostReplyIsResolved(t *testing.T) {
 	needBinaries(t)
 	srv := redistest.StartServer(t)
-	proxy := newLossyProxy(t, srv.Addr())
-	client := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true})
-	defer client.Close()
-	st := newStore(t, client)
+	proxy, _, st := newLossyStore(t, srv, 0)
 	ctx := t.Context()
 	e := backend.Entry{Value: []byte("v1"), Expires: time.Now().Add(time.Minute), Version: 1}
 	if err := st.SetIf(ctx, "k", 0, e); err != nil {
@@ -704,10 +711,7 @@ func TestOwnerSetExpiresWithItsLastLimit(t *testing.T) {
 func TestIndexerWriteWithLostReplyIsResolved(t *testing.T) {
 	needBinaries(t)
 	srv := redistest.StartServer(t)
-	proxy := newLossyProxy(t, srv.Addr())
-	client := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true})
-	defer client.Close()
-	st := newStore(t, client)
+	proxy, _, st := newLossyStore(t, srv, 0)
 	ctx := t.Context()
 	limit := time.Now().Add(time.Minute)
 	if err := st.AddOwned(ctx, "u", "k1", limit); err != nil {
@@ -754,10 +758,7 @@ func TestSecurityCluster(t *testing.T) {
 func TestWriteWithLostReplyThenAnotherWriterIsResolved(t *testing.T) {
 	needBinaries(t)
 	srv := redistest.StartServer(t)
-	proxy := newLossyProxy(t, srv.Addr())
-	lossy := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true, MaxRetries: -1})
-	defer lossy.Close()
-	st := newStore(t, lossy)
+	proxy, _, st := newLossyStore(t, srv, -1)
 	direct := newStore(t, srv.Client()) // same prefix: the same keys
 	ctx := t.Context()
 	exp := time.Now().Add(time.Minute)
