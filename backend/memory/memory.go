@@ -7,11 +7,13 @@
 // the process's memory and vanish when it exits; several processes behind a
 // load balancer do not share them.
 //
-// No operation on one key takes a lock: each shard is a sync.Map of entries
-// that never change once stored but for their deadline, which moves by
-// compare-and-swap, and a write swaps in a new entry (a conditional write
-// only if the entry it checked is still the one stored). Only eviction at
-// the bound takes a shard's mutex; concurrent writers of new keys may
+// No operation on one key takes a lock: each shard is a sync.Map from a key
+// to its slot, which points to an entry that never changes once stored but
+// for its deadline, which moves by compare-and-swap. A write swaps a new
+// entry into the key's slot (a conditional write only if the entry it
+// checked is still there), so rewriting a key allocates nothing but the entry
+// (which holds small values inline) and leaves the map alone. Only eviction
+// at the bound takes a shard's mutex; concurrent writers of new keys may
 // overshoot a full shard's bound by one each until their eviction is done.
 // Expired entries are invisible at once (every read checks the deadline
 // against the store's clock) and a background goroutine removes them every
@@ -148,16 +150,36 @@ type Store struct {
 }
 
 // shard is one part of the store. No operation on one key takes a lock:
-// entries are looked up in m, a sync.Map whose Load writes nothing shared; a
+// slots are looked up in m, a sync.Map whose Load writes nothing shared; a
 // deadline slides by compare-and-swap on the entry; a write replaces the
-// entry pointer by compare-and-swap (a conditional write succeeds only if the
-// entry it checked is still the one stored). Only eviction at the bound
-// takes mu.
+// slot's entry pointer by compare-and-swap (a conditional write succeeds only
+// if the entry it checked is still the one stored). Only eviction at the
+// bound takes mu.
 type shard struct {
 	mu sync.Mutex   // held only to evict (makeRoom), so that evictors take turns
-	m  sync.Map     // key -> *entry
-	n  atomic.Int64 // entries in m, live or expired
+	m  sync.Map     // key -> *slot
+	n  atomic.Int64 // keys with a live or expired entry (slots not dead)
 	_  [40]byte     // keep neighbouring shards on separate cache lines
+}
+
+// slot holds the entry stored under one key. A write of a key that is
+// stored swaps the slot's pointer and leaves the map alone. Removing a key
+// swaps its slot's pointer to dead, for good, then deletes the slot from
+// the map; whoever finds a dead slot still in the map (a writer, a reader
+// that wants it gone, the sweeper) deletes it before going on, so no write
+// into a dead slot is ever lost and a remover never waits for another.
+type slot struct {
+	p atomic.Pointer[entry]
+}
+
+// dead is the entry of a slot whose key has been removed.
+var dead = new(entry)
+
+// newSlot returns a slot holding e.
+func newSlot(e *entry) *slot {
+	sl := new(slot)
+	sl.p.Store(e)
+	return sl
 }
 
 // ownerShard is one independently locked part of the owner index. A nil m
@@ -184,7 +206,8 @@ const sweepChunk = 256
 // entry is a stored backend.Entry. Times are Unix nanoseconds. Everything
 // but expires is fixed once the entry is stored (a write stores a new
 // entry), so readers use it without a lock; expires only moves by
-// compare-and-swap.
+// compare-and-swap. A small value lives in the same allocation as its entry
+// (see newEntry).
 type entry struct {
 	value   []byte
 	limit   int64 // noLimit for no limit
@@ -317,9 +340,11 @@ func (s *Store) sweepShard(sh *shard) int {
 	now := s.nowNanos() // per shard: a long sweep must not use a stale clock
 	removed := 0
 	sh.m.Range(func(k, v any) bool { // no lock: reads and writes go on
-		// CompareAndDelete: an entry written again meanwhile lives on.
-		if e := v.(*entry); e.expires.Load() <= now && sh.m.CompareAndDelete(k, e) {
-			sh.n.Add(-1)
+		// kill: an entry written again meanwhile lives on.
+		sl := v.(*slot)
+		if e := sl.p.Load(); e == dead {
+			sh.m.CompareAndDelete(k, sl)
+		} else if e.expires.Load() <= now && sh.kill(k.(string), sl, e) {
 			removed++
 		}
 		return !s.closed.Load()
@@ -404,29 +429,45 @@ func (s *Store) Get(ctx context.Context, key string) (backend.Entry, error) {
 		return backend.Entry{}, backend.ErrClosed
 	}
 	now := s.nowNanos()
-	e, exp, ok := s.shard(key).live(key, now)
+	_, e, exp, ok := s.shard(key).live(key, now)
 	if !ok {
 		return backend.Entry{}, backend.ErrNotFound
 	}
 	return e.export(exp), nil
 }
 
-// live returns the entry under key and its deadline if it is live at now.
-func (sh *shard) live(key string, now int64) (*entry, int64, bool) {
+// load returns the slot of key and the entry it holds, or nils when key is
+// not stored (or only in a dead slot).
+func (sh *shard) load(key string) (*slot, *entry) {
 	v, ok := sh.m.Load(key)
 	if !ok {
-		return nil, 0, false
+		return nil, nil
 	}
-	e := v.(*entry)
+	sl := v.(*slot)
+	e := sl.p.Load()
+	if e == dead {
+		return nil, nil
+	}
+	return sl, e
+}
+
+// live returns the slot and entry under key and the entry's deadline, and
+// whether it is live at now. An expired entry is returned with ok false; a
+// missing one as nils.
+func (sh *shard) live(key string, now int64) (*slot, *entry, int64, bool) {
+	sl, e := sh.load(key)
+	if e == nil {
+		return nil, nil, 0, false
+	}
 	exp := e.expires.Load()
-	return e, exp, exp > now
+	return sl, e, exp, exp > now
 }
 
 // slide moves e's deadline to min(exp, limit) by compare-and-swap, but only
 // while it is before before (before <= 0: always). It reports the deadline it
 // leaves, whether it moved it, and false for ok when the entry is (or is
 // left) expired at now; an entry left expired is removed from sh.
-func (s *Store) slide(sh *shard, key string, e *entry, before, exp, now int64) (deadline int64, moved, ok bool) {
+func (s *Store) slide(sh *shard, key string, sl *slot, e *entry, before, exp, now int64) (deadline int64, moved, ok bool) {
 	for {
 		cur := e.expires.Load()
 		if cur <= now {
@@ -440,7 +481,7 @@ func (s *Store) slide(sh *shard, key string, e *entry, before, exp, now int64) (
 			continue // another slide got in first: look again
 		}
 		if next <= now {
-			sh.removeIf(key, e)
+			sh.kill(key, sl, e)
 			return next, true, false
 		}
 		return next, true, true
@@ -459,16 +500,31 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 		return backend.ErrClosed
 	}
 	now := s.nowNanos()
-	ne := importEntry(e)
 	sh := s.shard(key)
-	if ne.expires.Load() <= now {
+	if toNanos(e.Expires) <= now {
 		sh.remove(key)
 		return nil
 	}
-	if _, loaded := sh.m.Swap(key, ne); !loaded {
-		return s.admit(sh, key, ne, now)
+	ne := importEntry(e)
+	for {
+		v, ok := sh.m.Load(key)
+		if !ok {
+			sl := newSlot(ne)
+			if _, loaded := sh.m.LoadOrStore(key, sl); !loaded {
+				return s.admit(sh, key, sl, ne, now)
+			}
+			continue // another writer inserted the key first: write over it
+		}
+		sl := v.(*slot)
+		cur := sl.p.Load()
+		if cur == dead {
+			sh.m.CompareAndDelete(key, sl) // finish its removal, then insert
+			continue
+		}
+		if sl.p.CompareAndSwap(cur, ne) {
+			return nil
+		}
 	}
-	return nil
 }
 
 // Touch moves the Expires of the live entry under key to expires, capped at
@@ -483,14 +539,14 @@ func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error 
 	}
 	now := s.nowNanos()
 	sh := s.shard(key)
-	e, _, ok := sh.live(key, now)
+	sl, e, _, ok := sh.live(key, now)
 	if !ok {
 		if e != nil { // expired: a write removes it, as the sweeper would
-			sh.removeIf(key, e)
+			sh.kill(key, sl, e)
 		}
 		return backend.ErrNotFound
 	}
-	if _, _, ok := s.slide(sh, key, e, 0, toNanos(expires), now); !ok {
+	if _, _, ok := s.slide(sh, key, sl, e, 0, toNanos(expires), now); !ok {
 		return nil // moved into the past: removed, as documented
 	}
 	return nil
@@ -509,18 +565,41 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// remove deletes key from sh.
+// remove deletes key from sh, whatever entry it holds.
 func (sh *shard) remove(key string) {
-	if _, loaded := sh.m.LoadAndDelete(key); loaded {
-		sh.n.Add(-1)
+	for {
+		v, ok := sh.m.Load(key)
+		if !ok {
+			return
+		}
+		sl := v.(*slot)
+		e := sl.p.Load()
+		if e == dead {
+			sh.m.CompareAndDelete(key, sl) // removed already: finish it
+			return
+		}
+		if sh.kill(key, sl, e) {
+			return
+		}
 	}
 }
 
 // removeIf deletes key from sh if e is still the entry stored under it.
 func (sh *shard) removeIf(key string, e *entry) {
-	if sh.m.CompareAndDelete(key, e) {
-		sh.n.Add(-1)
+	if sl, cur := sh.load(key); cur == e {
+		sh.kill(key, sl, e)
 	}
+}
+
+// kill removes key, whose slot is sl, if sl still holds e: it marks the slot
+// dead, for good, and deletes it from the map. It reports whether it did.
+func (sh *shard) kill(key string, sl *slot, e *entry) bool {
+	if !sl.p.CompareAndSwap(e, dead) {
+		return false
+	}
+	sh.n.Add(-1)
+	sh.m.CompareAndDelete(key, sl)
+	return true
 }
 
 // SetIf stores e under key, as Set does, only if the live entry under key has
@@ -547,34 +626,38 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, e backend.Ent
 // that the caller is about to free.
 func (s *Store) putIf(sh *shard, key string, old uint64, ne *entry, now int64, borrow bool) error {
 	for {
-		v, ok := sh.m.Load(key)
-		var cur *entry
-		if ok {
-			cur = v.(*entry)
+		var (
+			sl  *slot
+			cur *entry
+		)
+		if v, ok := sh.m.Load(key); ok {
+			sl = v.(*slot)
+			if cur = sl.p.Load(); cur == dead {
+				sh.m.CompareAndDelete(key, sl) // finish its removal, look again
+				continue
+			}
 		}
-		live := ok && cur.expires.Load() > now
+		live := cur != nil && cur.expires.Load() > now
 		if (old == 0 && live) || (old != 0 && (!live || cur.version != old)) {
 			return backend.ErrConflict
 		}
 		switch {
 		case ne.expires.Load() <= now: // a conditional delete
-			if !ok || sh.m.CompareAndDelete(key, cur) {
-				if ok {
-					sh.n.Add(-1)
-				}
+			if cur == nil || sh.kill(key, sl, cur) {
 				return nil
 			}
-		case ok:
-			if sh.m.CompareAndSwap(key, cur, ne) {
+		case cur != nil:
+			if sl.p.CompareAndSwap(cur, ne) {
 				return nil
 			}
 		default:
-			if _, loaded := sh.m.LoadOrStore(key, ne); !loaded {
+			nsl := newSlot(ne)
+			if _, loaded := sh.m.LoadOrStore(key, nsl); !loaded {
 				if borrow {
 					sh.n.Add(1)
 					return nil
 				}
-				return s.admit(sh, key, ne, now)
+				return s.admit(sh, key, nsl, ne, now)
 			}
 		}
 	}
@@ -600,7 +683,7 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	now := s.nowNanos()
 	ne := importEntry(e)
 	osh, nsh := s.shard(oldKey), s.shard(newKey)
-	cur, _, ok := osh.live(oldKey, now)
+	osl, cur, _, ok := osh.live(oldKey, now)
 	if !ok || cur.version != old || oldKey == newKey {
 		return backend.ErrConflict
 	}
@@ -609,12 +692,11 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	if err := s.putIf(nsh, newKey, 0, ne, now, osh == nsh); err != nil {
 		return err // ErrConflict (newKey is live) or ErrFull: nothing changed
 	}
-	if !osh.m.CompareAndDelete(oldKey, cur) {
+	if !osh.kill(oldKey, osl, cur) {
 		// The old session changed meanwhile: undo.
 		nsh.removeIf(newKey, ne)
 		return backend.ErrConflict
 	}
-	osh.n.Add(-1)
 	return nil
 }
 
@@ -634,7 +716,7 @@ func (s *Store) GetTouch(ctx context.Context, key string, ifBefore, expires time
 	}
 	now := s.nowNanos()
 	sh := s.shard(key)
-	cur, _, ok := sh.live(key, now)
+	sl, cur, _, ok := sh.live(key, now)
 	if !ok {
 		return backend.Entry{}, false, backend.ErrNotFound
 	}
@@ -642,7 +724,7 @@ func (s *Store) GetTouch(ctx context.Context, key string, ifBefore, expires time
 	if before <= 0 {
 		before = 1 // a zero ifBefore never touches
 	}
-	deadline, moved, ok := s.slide(sh, key, cur, before, toNanos(expires), now)
+	deadline, moved, ok := s.slide(sh, key, sl, cur, before, toNanos(expires), now)
 	if !ok {
 		return backend.Entry{}, false, backend.ErrNotFound
 	}
@@ -770,7 +852,7 @@ func (s *Store) Owned(ctx context.Context, owner string) ([]string, error) {
 // when the store rejects writes when full, takes the new key out again and
 // returns backend.ErrFull. Concurrent writers may overshoot the bound by one
 // each for the moment between their insert and their eviction.
-func (s *Store) admit(sh *shard, key string, ne *entry, now int64) error {
+func (s *Store) admit(sh *shard, key string, sl *slot, ne *entry, now int64) error {
 	if sh.n.Add(1) <= int64(s.perShard) {
 		return nil
 	}
@@ -778,49 +860,67 @@ func (s *Store) admit(sh *shard, key string, ne *entry, now int64) error {
 	err := s.makeRoom(sh, key, now)
 	sh.mu.Unlock()
 	if err != nil {
-		sh.removeIf(key, ne) // refused: take the new key out again
+		sh.kill(key, sl, ne) // refused: take the new key out again
 	}
 	return err
 }
 
-// makeRoom frees at least one slot in the full shard sh, never skip's; the
-// caller holds sh.mu. It examines up to EvictionSample entries and removes the
-// expired ones among them; if none was expired it evicts the one with the
-// earliest Expires, or returns backend.ErrFull when the store rejects writes
-// when full.
+// makeRoom frees room for one entry in the full shard sh, never taking
+// skip's; the caller holds sh.mu. It examines up to EvictionSample entries
+// and removes the expired ones among them; if none was expired it evicts the
+// one with the earliest Expires, or returns backend.ErrFull when the store
+// rejects writes when full. An entry written again while it looks is left
+// alone (it was just written, so it is no candidate), and it looks again,
+// a few times at most.
 func (s *Store) makeRoom(sh *shard, skip string, now int64) error {
-	var (
-		expired [EvictionSample]string
-		nexp    int
-		victim  string
-		earlier int64 = math.MaxInt64
-		seen    int
-	)
-	sh.m.Range(func(k, v any) bool {
-		key := k.(string)
-		if key == skip {
-			return true
+	type candidate struct {
+		key string
+		sl  *slot
+		e   *entry
+	}
+	for range 4 {
+		var (
+			expired [EvictionSample]candidate
+			nexp    int
+			victim  candidate
+			earlier int64 = math.MaxInt64
+			seen    int
+		)
+		sh.m.Range(func(k, v any) bool {
+			key := k.(string)
+			sl := v.(*slot)
+			e := sl.p.Load()
+			if key == skip || e == dead {
+				return true
+			}
+			if exp := e.expires.Load(); exp <= now {
+				expired[nexp] = candidate{key, sl, e}
+				nexp++
+			} else if exp < earlier {
+				victim, earlier = candidate{key, sl, e}, exp
+			}
+			seen++
+			return seen < EvictionSample
+		})
+		freed := 0
+		for _, c := range expired[:nexp] {
+			if sh.kill(c.key, c.sl, c.e) {
+				freed++
+			}
 		}
-		exp := v.(*entry).expires.Load()
-		if exp <= now {
-			expired[nexp] = key
-			nexp++
-		} else if exp < earlier {
-			victim, earlier = key, exp
+		switch {
+		case freed > 0:
+			return nil
+		case nexp > 0:
+			continue // every expired one was written again meanwhile
+		case s.reject || victim.e == nil:
+			return backend.ErrFull
+		case sh.kill(victim.key, victim.sl, victim.e):
+			return nil
 		}
-		seen++
-		return seen < EvictionSample
-	})
-	for _, k := range expired[:nexp] {
-		sh.remove(k)
 	}
-	if nexp > 0 {
-		return nil
-	}
-	if s.reject || victim == "" {
-		return backend.ErrFull
-	}
-	sh.remove(victim)
+	// Writers keep rewriting what this samples: let the shard overshoot its
+	// bound by this one entry rather than spin.
 	return nil
 }
 
@@ -842,16 +942,68 @@ func (s *Store) nowNanos() int64 {
 
 // importEntry copies e into a new entry, copying its Value.
 func importEntry(e backend.Entry) *entry {
-	ne := &entry{
-		value:   append(make([]byte, 0, len(e.Value)), e.Value...),
-		limit:   noLimit,
-		version: e.Version,
-	}
+	ne := newEntry(e.Value)
+	ne.limit = noLimit
+	ne.version = e.Version
 	ne.expires.Store(toNanos(e.Expires))
 	if !e.Limit.IsZero() {
 		ne.limit = toNanos(e.Limit)
 	}
 	return ne
+}
+
+// newEntry returns a new entry holding a copy of value. A value of up to
+// 976 bytes shares one allocation with its entry, in the smallest of a few
+// array sizes that fits it, each chosen so that entry and array fill one of
+// the runtime's size classes (64 to 1024 bytes): a write then costs one
+// allocation, not two, and wastes at most about a quarter of it. A larger
+// value gets its own allocation.
+func newEntry(value []byte) *entry {
+	var (
+		e   *entry
+		buf []byte
+	)
+	switch n := len(value); {
+	case n <= 16:
+		e, buf = inline(n, func(b *[16]byte) []byte { return b[:] })
+	case n <= 48:
+		e, buf = inline(n, func(b *[48]byte) []byte { return b[:] })
+	case n <= 80:
+		e, buf = inline(n, func(b *[80]byte) []byte { return b[:] })
+	case n <= 112:
+		e, buf = inline(n, func(b *[112]byte) []byte { return b[:] })
+	case n <= 144:
+		e, buf = inline(n, func(b *[144]byte) []byte { return b[:] })
+	case n <= 208:
+		e, buf = inline(n, func(b *[208]byte) []byte { return b[:] })
+	case n <= 272:
+		e, buf = inline(n, func(b *[272]byte) []byte { return b[:] })
+	case n <= 336:
+		e, buf = inline(n, func(b *[336]byte) []byte { return b[:] })
+	case n <= 464:
+		e, buf = inline(n, func(b *[464]byte) []byte { return b[:] })
+	case n <= 592:
+		e, buf = inline(n, func(b *[592]byte) []byte { return b[:] })
+	case n <= 720:
+		e, buf = inline(n, func(b *[720]byte) []byte { return b[:] })
+	case n <= 976:
+		e, buf = inline(n, func(b *[976]byte) []byte { return b[:] })
+	default:
+		e, buf = new(entry), make([]byte, n)
+	}
+	copy(buf, value)
+	e.value = buf
+	return e
+}
+
+// inline allocates an entry together with an array A of bytes, and returns
+// the entry and the first n bytes of the array (bytes slices it whole).
+func inline[A any](n int, bytes func(*A) []byte) (*entry, []byte) {
+	x := new(struct {
+		entry
+		b A
+	})
+	return &x.entry, bytes(&x.b)[:n:n]
 }
 
 // export returns e, with deadline expires, as a backend.Entry with a fresh

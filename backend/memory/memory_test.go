@@ -961,3 +961,123 @@ func TestIndexConcurrentWithSweep(t *testing.T) {
 		t.Errorf("IndexLen() = %d after the final Sweep, want %d (what Owned lists)", n, total)
 	}
 }
+
+// TestValueSizes stores values of every length around the sizes in which a
+// value shares its entry's allocation, and past them, and reads each back
+// intact, unaffected by later changes to the caller's slice.
+func TestValueSizes(t *testing.T) {
+	s := newStore(t, memory.Options{SweepInterval: -1})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	for n := 0; n <= 1100; n++ {
+		val := make([]byte, n)
+		for i := range val {
+			val[i] = byte(i*7 + n)
+		}
+		want := slices.Clone(val)
+		key := fmt.Sprint("k", n)
+		if err := s.Set(ctx, key, backend.Entry{Value: val, Expires: exp, Version: uint64(n + 1)}); err != nil {
+			t.Fatalf("Set(%d bytes): %v", n, err)
+		}
+		for i := range val {
+			val[i] ^= 0xFF // the store must have copied
+		}
+		got, err := s.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("Get(%d bytes): %v", n, err)
+		}
+		if !slices.Equal(got.Value, want) || len(got.Value) != n {
+			t.Fatalf("Get after Set of %d bytes returned %d bytes, not the value stored", n, len(got.Value))
+		}
+		if got.Version != uint64(n+1) {
+			t.Fatalf("Get(%d bytes).Version = %d, want %d", n, got.Version, n+1)
+		}
+		// The returned slice has no room to grow into the stored one.
+		_ = append(got.Value, 0xEE)
+		again, err := s.Get(ctx, key)
+		if err != nil || !slices.Equal(again.Value, want) {
+			t.Fatalf("after appending to the returned %d-byte slice, Get = %v, %v", n, again.Value, err)
+		}
+	}
+}
+
+// TestLenExactUnderChurn writes, rewrites, conditionally writes, moves,
+// touches into the past and deletes a few keys from many goroutines while
+// sweeps run, then checks that Len counts exactly the keys that are stored:
+// removing a key and writing it again, racing, must neither lose a write
+// nor miscount.
+func TestLenExactUnderChurn(t *testing.T) {
+	clock := newFakeClock()
+	s := newStore(t, memory.Options{Now: clock.Now, Shards: 2, SweepInterval: -1})
+	ctx := t.Context()
+	const (
+		keys    = 8
+		workers = 8
+		rounds  = 3000
+	)
+	key := func(i int) string { return fmt.Sprint("key", i%keys) }
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var sweeper sync.WaitGroup
+	sweeper.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				s.Sweep()
+				runtime.Gosched()
+			}
+		}
+	})
+	for w := range workers {
+		wg.Go(func() {
+			for r := range rounds {
+				k := key(w + r)
+				now := clock.Now()
+				e := backend.Entry{Value: []byte{byte(w), byte(r)}, Expires: now.Add(time.Hour), Version: uint64(r + 1)}
+				var err error
+				switch r % 7 {
+				case 0, 1:
+					err = s.Set(ctx, k, e)
+				case 2:
+					err = s.Delete(ctx, k)
+				case 3:
+					if cur, gerr := s.Get(ctx, k); gerr == nil {
+						err = s.SetIf(ctx, k, cur.Version, e)
+					} else {
+						err = s.SetIf(ctx, k, 0, e)
+					}
+				case 4:
+					err = s.Touch(ctx, k, now.Add(-time.Second)) // into the past: removes
+				case 5:
+					err = s.Set(ctx, k, backend.Entry{Value: e.Value, Expires: now.Add(time.Nanosecond)})
+				case 6:
+					if cur, gerr := s.Get(ctx, k); gerr == nil {
+						err = s.Replace(ctx, k, cur.Version, key(w+r+1), e)
+					}
+				}
+				if err != nil && !errors.Is(err, backend.ErrNotFound) && !errors.Is(err, backend.ErrConflict) {
+					t.Errorf("round %d: %v", r, err)
+					return
+				}
+				if r%100 == 0 {
+					clock.Advance(time.Nanosecond) // the 1 ns entries expire
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	sweeper.Wait()
+	stored := 0
+	for i := range keys {
+		if _, err := s.Get(ctx, key(i)); err == nil {
+			stored++
+		}
+	}
+	s.Sweep() // drops entries that expired but were not swept yet
+	if n := s.Len(); n != stored {
+		t.Errorf("Len() = %d after churn and a final Sweep, but %d keys are stored", n, stored)
+	}
+}
