@@ -48,11 +48,13 @@ func BenchmarkRequestParallel(b *testing.B) {
 			b.Run(l.name+"/"+op+"/serial", func(b *testing.B) {
 				lb, reqs := setup(b)
 				b.ReportAllocs()
-				i := 0
-				for b.Loop() {
-					serve(b, lb.h, reqs[i%parallelSessions])
-					i++
-				}
+				measureCores(b, func() {
+					i := 0
+					for b.Loop() {
+						serve(b, lb.h, reqs[i%parallelSessions])
+						i++
+					}
+				})
 			})
 			b.Run(l.name+"/"+op+"/parallel", func(b *testing.B) {
 				lb, reqs := setup(b)
@@ -60,12 +62,14 @@ func BenchmarkRequestParallel(b *testing.B) {
 				var next atomic.Int32
 				b.ReportAllocs()
 				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					i := int(next.Add(1) - 1) // this goroutine's first session
-					for pb.Next() {
-						serve(b, lb.h, reqs[i%parallelSessions])
-						i += procs
-					}
+				measureCores(b, func() {
+					b.RunParallel(func(pb *testing.PB) {
+						i := int(next.Add(1) - 1) // this goroutine's first session
+						for pb.Next() {
+							serve(b, lb.h, reqs[i%parallelSessions])
+							i += procs
+						}
+					})
 				})
 			})
 		}

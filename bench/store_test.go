@@ -70,13 +70,15 @@ func BenchmarkStore(b *testing.B) {
 			e := liveEntry(b)
 			keys := fillStore(b, st, e, storeKeys)
 			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if err := op.op(ctx, st, keys[i%storeKeys], e); err != nil {
-					b.Fatal(err)
+			measureCores(b, func() {
+				i := 0
+				for b.Loop() {
+					if err := op.op(ctx, st, keys[i%storeKeys], e); err != nil {
+						b.Fatal(err)
+					}
+					i++
 				}
-				i++
-			}
+			})
 		})
 		b.Run("memory/"+op.name+"/parallel", func(b *testing.B) {
 			st := memory.New(memory.Options{SweepInterval: -1})
@@ -85,15 +87,17 @@ func BenchmarkStore(b *testing.B) {
 			keys := fillStore(b, st, e, storeKeys)
 			b.ReportAllocs()
 			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := rand.IntN(storeKeys) // each goroutine walks the keys from its own place
-				for pb.Next() {
-					if err := op.op(ctx, st, keys[i%storeKeys], e); err != nil {
-						b.Error(err)
-						return
+			measureCores(b, func() {
+				b.RunParallel(func(pb *testing.PB) {
+					i := rand.IntN(storeKeys) // each goroutine walks the keys from its own place
+					for pb.Next() {
+						if err := op.op(ctx, st, keys[i%storeKeys], e); err != nil {
+							b.Error(err)
+							return
+						}
+						i++
 					}
-					i++
-				}
+				})
 			})
 		})
 	}
@@ -101,17 +105,21 @@ func BenchmarkStore(b *testing.B) {
 	// show what RunParallel can gain on this machine at best at the time
 	// of the run.
 	b.Run("ceiling/serial", func(b *testing.B) {
-		var h [32]byte
-		for b.Loop() {
-			h = sha256.Sum256(h[:])
-		}
-	})
-	b.Run("ceiling/parallel", func(b *testing.B) {
-		b.RunParallel(func(pb *testing.PB) {
+		measureCores(b, func() {
 			var h [32]byte
-			for pb.Next() {
+			for b.Loop() {
 				h = sha256.Sum256(h[:])
 			}
+		})
+	})
+	b.Run("ceiling/parallel", func(b *testing.B) {
+		measureCores(b, func() {
+			b.RunParallel(func(pb *testing.PB) {
+				var h [32]byte
+				for pb.Next() {
+					h = sha256.Sum256(h[:])
+				}
+			})
 		})
 	})
 	// One Redis round trip with nothing else: PING through go-redis, the
