@@ -309,14 +309,13 @@ func (s *Store) Close() error {
 // Sweep removes every expired entry and every dead owner index record (one
 // whose limit is not after the store's clock) now, and returns how many of
 // both it removed. The background sweeper calls it every
-// Options.SweepInterval; tests and benchmarks may call it directly. It never
-// locks the whole store: it finds a shard's expired keys without a lock
-// (reads and writes go on), then deletes them in batches of sweepChunk under
-// the shard's lock, checking each again, so that no lock is held for long
-// even when a shard holds many expired entries. In the owner index it
-// lets go of a shard's lock after every 256 records examined, so even one
-// owner with very many records never holds up the others. After Close it
-// returns 0.
+// Options.SweepInterval; tests and benchmarks may call it directly. It takes
+// no lock over the entries: it walks one shard at a time while reads and
+// writes go on, and removes each expired entry by compare-and-swap, so that
+// an entry written again meanwhile lives on. In the owner index it lets go
+// of a shard's lock after every 256 records examined, so even one owner
+// with very many records never holds up the others. After Close it returns
+// 0.
 func (s *Store) Sweep() int {
 	removed := 0
 	for i := range s.shards {
