@@ -873,20 +873,7 @@ func TestIndexConcurrentWithSweep(t *testing.T) {
 		perSet  = 600 // over two sweep chunks per owner
 	)
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	var sweeps sync.WaitGroup
-	for range 2 {
-		sweeps.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					s.Sweep()
-				}
-			}
-		})
-	}
+	stopSweeps := sweepInBackground(s, 2)
 	// Churn of many tiny owners, emptied (and so dropped) again and again,
 	// often while a sweep that let go of the lock is walking them.
 	for w := range workers {
@@ -946,8 +933,7 @@ func TestIndexConcurrentWithSweep(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	sweeps.Wait()
+	stopSweeps()
 	s.Sweep()
 	total := 0
 	for o := range owners {
@@ -1017,19 +1003,7 @@ func TestLenExactUnderChurn(t *testing.T) {
 	)
 	key := func(i int) string { return fmt.Sprint("key", i%keys) }
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	var sweeper sync.WaitGroup
-	sweeper.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				s.Sweep()
-				runtime.Gosched()
-			}
-		}
-	})
+	stopSweeps := sweepInBackground(s, 1)
 	for w := range workers {
 		wg.Go(func() {
 			for r := range rounds {
@@ -1068,8 +1042,7 @@ func TestLenExactUnderChurn(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	sweeper.Wait()
+	stopSweeps()
 	stored := 0
 	for i := range keys {
 		if _, err := s.Get(ctx, key(i)); err == nil {
@@ -1079,5 +1052,29 @@ func TestLenExactUnderChurn(t *testing.T) {
 	s.Sweep() // drops entries that expired but were not swept yet
 	if n := s.Len(); n != stored {
 		t.Errorf("Len() = %d after churn and a final Sweep, but %d keys are stored", n, stored)
+	}
+}
+
+// sweepInBackground calls s.Sweep over and over on n goroutines until the
+// returned stop is called; stop waits for them to return.
+func sweepInBackground(s *memory.Store, n int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					s.Sweep()
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }
