@@ -499,31 +499,7 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 		return backend.ErrClosed
 	}
 	now := s.nowNanos()
-	sh := s.shard(key)
-	if toNanos(e.Expires) <= now {
-		sh.remove(key)
-		return nil
-	}
-	ne := importEntry(e)
-	for {
-		v, ok := sh.m.Load(key)
-		if !ok {
-			sl := newSlot(ne)
-			if _, loaded := sh.m.LoadOrStore(key, sl); !loaded {
-				return s.admit(sh, key, sl, ne, now)
-			}
-			continue // another writer inserted the key first: write over it
-		}
-		sl := v.(*slot)
-		cur := sl.p.Load()
-		if cur == dead {
-			sh.m.CompareAndDelete(key, sl) // finish its removal, then insert
-			continue
-		}
-		if sl.p.CompareAndSwap(cur, ne) {
-			return nil
-		}
-	}
+	return s.put(s.shard(key), key, importEntry(e), now, precondition{}, false) // none
 }
 
 // Touch moves the Expires of the live entry under key to expires, capped at
@@ -615,15 +591,26 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, e backend.Ent
 	}
 	now := s.nowNanos()
 	ne := importEntry(e)
-	return s.putIf(s.shard(key), key, old, ne, now, false)
+	return s.put(s.shard(key), key, ne, now, ifVersion(old), false)
 }
 
-// putIf stores ne under key in sh if the live entry there has version old
-// (old == 0: if there is none), atomically: it checks an entry, then swaps
-// it for ne only if it is still the one stored, and looks again otherwise.
-// With borrow, a new key may take the shard one past its bound, for a slot
-// that the caller is about to free.
-func (s *Store) putIf(sh *shard, key string, old uint64, ne *entry, now int64, borrow bool) error {
+// precondition is what put requires of the entry it replaces.
+type precondition struct {
+	check bool   // false: none (Set: precondition{})
+	old   uint64 // with check: the live entry's version, 0 for no live entry
+}
+
+// ifVersion is the precondition of SetIf: a live entry with version old, or
+// with old == 0 no live entry.
+func ifVersion(old uint64) precondition { return precondition{check: true, old: old} }
+
+// put stores ne under key in sh if the entry there meets pre, atomically:
+// it checks an entry, then swaps it for ne only if it is still the one
+// stored, and looks again otherwise; when pre is not met it returns
+// backend.ErrConflict. An ne already expired at now removes the entry
+// instead. With borrow, a new key may take the shard one past its bound,
+// for a slot that the caller is about to free.
+func (s *Store) put(sh *shard, key string, ne *entry, now int64, pre precondition, borrow bool) error {
 	for {
 		var (
 			sl  *slot
@@ -636,12 +623,14 @@ func (s *Store) putIf(sh *shard, key string, old uint64, ne *entry, now int64, b
 				continue
 			}
 		}
-		live := cur != nil && cur.expires.Load() > now
-		if (old == 0 && live) || (old != 0 && (!live || cur.version != old)) {
-			return backend.ErrConflict
+		if pre.check {
+			live := cur != nil && cur.expires.Load() > now
+			if (pre.old == 0 && live) || (pre.old != 0 && (!live || cur.version != pre.old)) {
+				return backend.ErrConflict
+			}
 		}
 		switch {
-		case ne.expires.Load() <= now: // a conditional delete
+		case ne.expires.Load() <= now: // a delete
 			if cur == nil || sh.kill(key, sl, cur) {
 				return nil
 			}
@@ -665,13 +654,16 @@ func (s *Store) putIf(sh *shard, key string, old uint64, ne *entry, now int64, b
 // Replace stores e under newKey and removes oldKey, only if the live entry
 // under oldKey has Version old and there is no live entry under newKey;
 // otherwise it changes nothing and returns backend.ErrConflict (old is
-// compared exactly: unlike SetIf, old == 0 means version 0). It is one step
-// for writers (both shards are locked); readers, which take no lock, may
-// find both keys while Replace runs, never neither, and the old key is gone
-// when it returns. As with Set, an e.Expires not after the store's clock
-// stores nothing under newKey (oldKey is still removed). Writing into a full shard evicts an entry
-// or returns backend.ErrFull, as Options.RejectWhenFull says; with ErrFull
-// nothing is changed.
+// compared exactly: unlike SetIf, old == 0 means version 0). It takes no
+// lock: it writes newKey only if no live entry is there, then removes
+// oldKey only if the entry it checked is still the one stored, and takes
+// newKey out again (returning backend.ErrConflict) if a writer changed
+// oldKey meanwhile. Readers may find both keys while Replace runs, never
+// neither, and the old key is gone when it returns. As with Set, an
+// e.Expires not after the store's clock stores nothing under newKey (oldKey
+// is still removed). Writing into a full shard evicts an entry or returns
+// backend.ErrFull, as Options.RejectWhenFull says; with ErrFull nothing is
+// changed.
 func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey string, e backend.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -688,7 +680,7 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	}
 	// The new key goes in before the old one goes out: a reader may find
 	// both for the length of this call, never neither.
-	if err := s.putIf(nsh, newKey, 0, ne, now, osh == nsh); err != nil {
+	if err := s.put(nsh, newKey, ne, now, ifVersion(0), osh == nsh); err != nil {
 		return err // ErrConflict (newKey is live) or ErrFull: nothing changed
 	}
 	if !osh.kill(oldKey, osl, cur) {
