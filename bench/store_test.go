@@ -58,6 +58,16 @@ func liveEntry(b *testing.B) backend.Entry {
 	return e
 }
 
+// filledMemoryStore returns a memory store holding storeKeys copies of the
+// live sample entry, the entry and their keys; the store closes at cleanup.
+func filledMemoryStore(b *testing.B) (*memory.Store, backend.Entry, []string) {
+	b.Helper()
+	st := memory.New(memory.Options{SweepInterval: -1})
+	b.Cleanup(func() { st.Close() })
+	e := liveEntry(b)
+	return st, e, fillStore(b, st, e, storeKeys)
+}
+
 // BenchmarkStore measures Get, Set and Touch on the memory store, serially
 // and under b.RunParallel (GOMAXPROCS goroutines), and on a real Redis.
 // The entry is what the library stores for a small session.
@@ -65,10 +75,7 @@ func BenchmarkStore(b *testing.B) {
 	ctx := context.Background()
 	for _, op := range storeOps {
 		b.Run("memory/"+op.name+"/serial", func(b *testing.B) {
-			st := memory.New(memory.Options{SweepInterval: -1})
-			defer st.Close()
-			e := liveEntry(b)
-			keys := fillStore(b, st, e, storeKeys)
+			st, e, keys := filledMemoryStore(b)
 			b.ReportAllocs()
 			measureCores(b, func() {
 				i := 0
@@ -81,10 +88,7 @@ func BenchmarkStore(b *testing.B) {
 			})
 		})
 		b.Run("memory/"+op.name+"/parallel", func(b *testing.B) {
-			st := memory.New(memory.Options{SweepInterval: -1})
-			defer st.Close()
-			e := liveEntry(b)
-			keys := fillStore(b, st, e, storeKeys)
+			st, e, keys := filledMemoryStore(b)
 			b.ReportAllocs()
 			b.ResetTimer()
 			measureCores(b, func() {
