@@ -54,7 +54,6 @@ func (s *Session[T]) CSRFToken() string {
 	if s.csrf == nil {
 		s.csrf = make([]byte, csrfSecretLen)
 		_, _ = rand.Read(s.csrf)
-		s.metaChanged = true
 	}
 	var buf [2 * csrfSecretLen]byte
 	_, _ = rand.Read(buf[:csrfSecretLen])
@@ -99,19 +98,19 @@ func (m *Manager[T]) CSRF(next http.Handler) http.Handler {
 			return
 		}
 		s := m.Get(r)
-		token := r.Header.Get(m.csrf.Header)
+		token := r.Header.Get(m.cfg.CSRF.Header)
 		if token == "" {
-			token = r.PostFormValue(m.csrf.FormField)
+			token = r.PostFormValue(m.cfg.CSRF.FormField)
 		}
 		if s.validCSRF(token) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if m.csrf.ErrorHandler != nil {
-			m.csrf.ErrorHandler.ServeHTTP(w, r)
+		if m.cfg.CSRF.ErrorHandler != nil {
+			m.cfg.CSRF.ErrorHandler.ServeHTTP(w, r)
 			return
 		}
-		m.logger.WarnContext(r.Context(), "sessions: CSRF token missing or invalid", "session", s.String(),
+		m.cfg.Logger.WarnContext(r.Context(), "sessions: CSRF token missing or invalid", "session", s.String(),
 			"method", r.Method, "path", r.URL.Path)
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 	})

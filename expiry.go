@@ -18,7 +18,7 @@ import "time"
 
 // idleDeadline returns the idle deadline of a session active at now.
 func (m *Manager[T]) idleDeadline(now, absolute time.Time) time.Time {
-	d := now.Add(m.idle)
+	d := now.Add(m.cfg.IdleTimeout)
 	if d.After(absolute) {
 		return absolute
 	}
@@ -28,7 +28,7 @@ func (m *Manager[T]) idleDeadline(now, absolute time.Time) time.Time {
 // touchThreshold returns the instant before which a stored idle deadline is
 // due for a refresh at now.
 func (m *Manager[T]) touchThreshold(now time.Time) time.Time {
-	return now.Add(m.idle - m.touchEvery)
+	return now.Add(m.cfg.IdleTimeout - m.cfg.TouchInterval)
 }
 
 // touchDue reports whether a session whose stored idle deadline is expires

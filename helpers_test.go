@@ -97,13 +97,13 @@ func (c *countingStore) Set(ctx context.Context, key string, e backend.Entry) er
 	return c.inner.Set(ctx, key, e)
 }
 
-func (c *countingStore) Touch(ctx context.Context, key string, expires time.Time) error {
+func (c *countingStore) Touch(ctx context.Context, key string, now, expires time.Time) error {
 	c.touches.Add(1)
 	c.writes.Add(1)
 	if err := c.note(key); err != nil {
 		return err
 	}
-	return c.inner.Touch(ctx, key, expires)
+	return c.inner.Touch(ctx, key, now, expires)
 }
 
 func (c *countingStore) Delete(ctx context.Context, key string) error {
@@ -115,30 +115,30 @@ func (c *countingStore) Delete(ctx context.Context, key string) error {
 	return c.inner.Delete(ctx, key)
 }
 
-func (c *countingStore) SetIf(ctx context.Context, key string, old uint64, e backend.Entry) error {
+func (c *countingStore) SetIf(ctx context.Context, key string, old uint64, now time.Time, e backend.Entry) error {
 	c.setIfs.Add(1)
 	c.writes.Add(1)
 	if err := c.note(key); err != nil {
 		return err
 	}
-	return c.inner.SetIf(ctx, key, old, e)
+	return c.inner.SetIf(ctx, key, old, now, e)
 }
 
-func (c *countingStore) Replace(ctx context.Context, oldKey string, old uint64, newKey string, e backend.Entry) error {
+func (c *countingStore) Replace(ctx context.Context, oldKey string, old uint64, newKey string, now time.Time, e backend.Entry) error {
 	c.replaces.Add(1)
 	c.writes.Add(1)
 	if err := c.note(oldKey, newKey); err != nil {
 		return err
 	}
-	return c.inner.Replace(ctx, oldKey, old, newKey, e)
+	return c.inner.Replace(ctx, oldKey, old, newKey, now, e)
 }
 
-func (c *countingStore) GetTouch(ctx context.Context, key string, ifBefore, expires time.Time) (backend.Entry, bool, error) {
+func (c *countingStore) GetTouch(ctx context.Context, key string, now, ifBefore, expires time.Time) (backend.Entry, bool, error) {
 	c.getTouches.Add(1)
 	if err := c.note(key); err != nil {
 		return backend.Entry{}, false, err
 	}
-	e, touched, err := c.inner.GetTouch(ctx, key, ifBefore, expires)
+	e, touched, err := c.inner.GetTouch(ctx, key, now, ifBefore, expires)
 	if touched {
 		c.writes.Add(1)
 	}

@@ -365,16 +365,16 @@ func TestNewZeroConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if m.idle != 30*time.Minute || m.absolute != 12*time.Hour || m.touchEvery != 3*time.Minute {
-		t.Errorf("timeouts %v/%v/%v, want 30m/12h/3m", m.idle, m.absolute, m.touchEvery)
+	if m.cfg.IdleTimeout != 30*time.Minute || m.cfg.AbsoluteTimeout != 12*time.Hour || m.cfg.TouchInterval != 3*time.Minute {
+		t.Errorf("timeouts %v/%v/%v, want 30m/12h/3m", m.cfg.IdleTimeout, m.cfg.AbsoluteTimeout, m.cfg.TouchInterval)
 	}
-	if _, ok := m.codec.(codec.Msgpack); !ok {
-		t.Errorf("default codec %T, want codec.Msgpack", m.codec)
+	if _, ok := m.cfg.Codec.(codec.Msgpack); !ok {
+		t.Errorf("default codec %T, want codec.Msgpack", m.cfg.Codec)
 	}
-	if m.ownStore == nil || m.cas == nil || m.replacer == nil || m.getToucher == nil {
+	if m.ownStore == nil || m.st.cas == nil || m.st.replacer == nil || m.st.getToucher == nil || m.st.indexer == nil {
 		t.Error("default store is not an owned memory store with every capability")
 	}
-	c := m.cookie
+	c := m.cfg.Cookie
 	if c.Name != "session" || c.Path != "/" || c.SameSite != http.SameSiteLaxMode || c.Insecure || c.NoHTTPOnly || c.SessionOnly {
 		t.Errorf("default cookie %+v", c)
 	}

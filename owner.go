@@ -97,21 +97,21 @@ type ownedSession struct {
 
 // ownerSessions returns owner's live sessions, most recently active first.
 func (m *Manager[T]) ownerSessions(ctx context.Context, owner string) ([]ownedSession, error) {
-	if m.indexer == nil {
+	if m.st.indexer == nil {
 		return nil, fmt.Errorf("sessions: sessions of an owner: %w", backend.ErrUnsupported)
 	}
 	if owner == "" {
 		return nil, nil
 	}
-	keys, err := m.indexer.Owned(ctx, owner)
+	keys, err := m.st.indexer.Owned(ctx, owner)
 	if err != nil {
 		return nil, fmt.Errorf("sessions: sessions of an owner: %w", err)
 	}
-	now := m.now()
+	now := m.cfg.Now()
 	var list []ownedSession
 	var dead []string
 	for _, key := range keys {
-		e, err := m.store.Get(ctx, key)
+		e, err := m.st.Get(ctx, key)
 		if errors.Is(err, backend.ErrNotFound) {
 			dead = append(dead, key)
 			continue
@@ -127,7 +127,7 @@ func (m *Manager[T]) ownerSessions(ctx context.Context, owner string) ([]ownedSe
 			dead = append(dead, key)
 			continue
 		}
-		last := e.Expires.Add(-m.idle)
+		last := e.Expires.Add(-m.cfg.IdleTimeout)
 		if last.Before(env.created) {
 			last = env.created
 		}
@@ -138,8 +138,8 @@ func (m *Manager[T]) ownerSessions(ctx context.Context, owner string) ([]ownedSe
 		}})
 	}
 	if len(dead) > 0 {
-		if err := m.indexer.RemoveOwned(ctx, owner, dead...); err != nil {
-			m.logger.WarnContext(ctx, "sessions: pruning the owner index failed", "err", err)
+		if err := m.st.indexer.RemoveOwned(ctx, owner, dead...); err != nil {
+			m.cfg.Logger.WarnContext(ctx, "sessions: pruning the owner index failed", "err", err)
 		}
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].info.LastSeen.After(list[j].info.LastSeen) })
@@ -148,26 +148,29 @@ func (m *Manager[T]) ownerSessions(ctx context.Context, owner string) ([]ownedSe
 
 // destroyKey deletes the session stored under key and its index record.
 func (m *Manager[T]) destroyKey(ctx context.Context, owner, key, handle string) error {
-	if err := m.store.Delete(ctx, key); err != nil {
+	if err := m.st.Delete(ctx, key); err != nil {
 		return fmt.Errorf("sessions: destroy session %s: %w", handle, err)
 	}
-	if m.indexer != nil && owner != "" {
-		if err := m.indexer.RemoveOwned(ctx, owner, key); err != nil {
-			m.logger.WarnContext(ctx, "sessions: removing from the owner index failed", "session", handle, "err", err)
+	if m.st.indexer != nil && owner != "" {
+		if err := m.st.indexer.RemoveOwned(ctx, owner, key); err != nil {
+			m.cfg.Logger.WarnContext(ctx, "sessions: removing from the owner index failed", "session", handle, "err", err)
 		}
 	}
-	m.logger.InfoContext(ctx, "sessions: destroyed", "session", handle)
+	m.cfg.Logger.DebugContext(ctx, "sessions: destroyed", "session", handle)
 	return nil
 }
 
-// makeRoom enforces MaxSessionsPerOwner before s is attributed to its owner.
-func (m *Manager[T]) makeRoom(ctx context.Context, s *Session[T]) error {
-	if m.maxPerOwner <= 0 || s.owner == "" {
-		return nil
+// makeRoom enforces MaxSessionsPerOwner before s is attributed to its
+// owner: with RefuseNew it fails with ErrTooManySessions when the owner has
+// no room; with EvictLeastRecent it returns the sessions to end once s is
+// stored (not before: a write that fails must not log out anyone else).
+func (m *Manager[T]) makeRoom(ctx context.Context, s *Session[T]) ([]ownedSession, error) {
+	if m.cfg.MaxSessionsPerOwner <= 0 || s.owner == "" {
+		return nil, nil
 	}
 	list, err := m.ownerSessions(ctx, s.owner)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	others := list[:0]
 	for _, o := range list {
@@ -175,22 +178,82 @@ func (m *Manager[T]) makeRoom(ctx context.Context, s *Session[T]) error {
 			others = append(others, o)
 		}
 	}
-	excess := len(others) + 1 - m.maxPerOwner
+	excess := len(others) + 1 - m.cfg.MaxSessionsPerOwner
 	if excess <= 0 {
-		return nil
+		return nil, nil
 	}
-	if m.ownerLimit == RefuseNew {
-		// Undo the attribution, so that the commit that follows does not
-		// try it again; the application decides what to answer.
-		err := fmt.Errorf("%w: the owner has %d live sessions, MaxSessionsPerOwner is %d", ErrTooManySessions, len(others), m.maxPerOwner)
-		s.owner, s.ownerChanged = s.indexedOwner, false
-		return err
+	if m.cfg.OwnerLimit == RefuseNew {
+		return nil, fmt.Errorf("%w: the owner has %d live sessions, MaxSessionsPerOwner is %d", ErrTooManySessions, len(others), m.cfg.MaxSessionsPerOwner)
 	}
 	// others is most recent first: end the oldest.
-	for _, o := range others[len(others)-excess:] {
-		if err := m.destroyKey(ctx, s.owner, o.key, o.info.Handle); err != nil {
-			return err
+	return others[len(others)-excess:], nil
+}
+
+// ownerWrite is what ownerBefore leaves for ownerAfter to do.
+type ownerWrite struct {
+	recorded bool           // the key was recorded before the write: record it again
+	evict    []ownedSession // the owner's sessions to end for room
+}
+
+// ownerBefore runs before s is written under key: when s is attributed to
+// an owner and the index must learn key (a new session, a new owner, a new
+// token), it checks MaxSessionsPerOwner and records key in the owner index
+// first, so that every live session of an owner is indexed (a failed write
+// leaves only a dead record, which the index tolerates).
+func (m *Manager[T]) ownerBefore(ctx context.Context, s *Session[T], key string, absolute time.Time) (ownerWrite, error) {
+	var ow ownerWrite
+	if s.owner == "" || m.st.indexer == nil || (!s.ownerChanged() && key == s.key && !s.isNew) {
+		return ow, nil
+	}
+	if s.ownerChanged() || s.isNew {
+		evict, err := m.makeRoom(ctx, s)
+		if err != nil {
+			return ow, err
+		}
+		ow.evict = evict
+	}
+	if err := m.st.indexer.AddOwned(ctx, s.owner, key, absolute); err != nil {
+		return ow, fmt.Errorf("owner index: %w", err)
+	}
+	ow.recorded = true
+	return ow, nil
+}
+
+// ownerAfter runs after s was written: it records s's key again (a
+// concurrent Sessions or DestroyAll that looked between the first record and
+// the write found no entry and pruned the record), ends the sessions
+// makeRoom chose, and drops the index records of the previous owner prev and
+// of oldKey ("" for none). Failures here only cost a little room in the
+// index, or leave an owner one session over the bound until the next login:
+// they are logged, not returned, since the write itself landed.
+func (m *Manager[T]) ownerAfter(ctx context.Context, s *Session[T], ow ownerWrite, prev, oldKey string) {
+	if m.st.indexer == nil {
+		return
+	}
+	if ow.recorded {
+		if err := m.st.indexer.AddOwned(ctx, s.owner, s.key, s.absolute); err != nil {
+			m.cfg.Logger.ErrorContext(ctx, "sessions: owner index: recording a session failed; Sessions and DestroyAll may miss it",
+				"session", s.Handle(), "err", err)
 		}
 	}
-	return nil
+	for _, o := range ow.evict {
+		if err := m.destroyKey(ctx, s.owner, o.key, o.info.Handle); err != nil {
+			m.cfg.Logger.WarnContext(ctx, "sessions: ending a session over MaxSessionsPerOwner failed", "session", o.info.Handle, "err", err)
+		}
+	}
+	if prev == "" {
+		return
+	}
+	var err error
+	switch {
+	case prev != s.owner && oldKey != "":
+		err = m.st.indexer.RemoveOwned(ctx, prev, oldKey, s.key)
+	case prev != s.owner:
+		err = m.st.indexer.RemoveOwned(ctx, prev, s.key)
+	case oldKey != "":
+		err = m.st.indexer.RemoveOwned(ctx, prev, oldKey)
+	}
+	if err != nil {
+		m.cfg.Logger.WarnContext(ctx, "sessions: owner index cleanup failed", "session", s.Handle(), "err", err)
+	}
 }

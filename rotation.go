@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/sessionx/sessions/backend"
 )
@@ -16,7 +17,7 @@ import (
 // with the last key looked at.
 func (m *Manager[T]) current(ctx context.Context, key string) (string, backend.Entry, error) {
 	for hops := 0; hops <= maxForwards; hops++ {
-		e, err := m.store.Get(ctx, key)
+		e, err := m.st.Get(ctx, key)
 		if err != nil {
 			return key, backend.Entry{}, err
 		}
@@ -36,10 +37,10 @@ func (m *Manager[T]) current(ctx context.Context, key string) (string, backend.E
 // so that the write can be tried again there. s keeps no cookie: its request
 // carries the old token.
 func (m *Manager[T]) followRotation(ctx context.Context, s *Session[T]) bool {
-	if m.rotateEvery <= 0 {
+	if m.cfg.RotateEvery <= 0 {
 		return false // no rotation, no forward records: a plain conflict
 	}
-	cur, err := m.store.Get(ctx, s.key)
+	cur, err := m.st.Get(ctx, s.key)
 	if err != nil {
 		return false
 	}
@@ -47,14 +48,23 @@ func (m *Manager[T]) followRotation(ctx context.Context, s *Session[T]) bool {
 	if !ok || cur.Version != s.version+1 {
 		return false
 	}
-	e, err := m.store.Get(ctx, next)
+	e, err := m.st.Get(ctx, next)
 	if err != nil || e.Version != s.version+1 {
 		return false
 	}
 	env, err := decodeEnvelope(e.Value)
-	if err != nil || env.handle != s.handle || string(env.data) != string(s.loaded) {
+	if err != nil || env.handle != s.handle || string(env.data) != string(s.base.data) {
 		return false
 	}
 	s.key, s.version, s.forwarded, s.issued = next, e.Version, true, env.issued
 	return true
+}
+
+// rotate gives s a new token because Config.RotateEvery has passed since its
+// token was issued, like Migrate, except that the old key keeps a forward
+// record to the new one for Config.RotateGrace, for requests already sent
+// with the old cookie (see Manager.rotateTo). The session's data is written
+// as stored: the request's changes are saved by Save as usual.
+func (m *Manager[T]) rotate(ctx context.Context, w http.ResponseWriter, s *Session[T]) error {
+	return m.write(ctx, w, s, stepRotate, s.base.data, ConflictError)
 }

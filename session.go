@@ -36,23 +36,35 @@ type Session[T any] struct {
 	owner    string
 	bind     []byte // SHA-256 of Config.Bind's value, or nil
 	csrf     []byte // CSRF secret, or nil until CSRFToken is first called
-	loaded   []byte // Data's encoding as last loaded or saved; nil while new
+	base     stored // what the store holds (or, while new, would hold)
 	isNew    bool
 
-	// metaChanged: owner, binding or CSRF secret changed, so the session
-	// must be written even if Data did not change.
-	metaChanged bool
-	// ownerChanged: SetOwner was called; the owner index needs the key.
-	ownerChanged bool
-	// indexedOwner is the owner as last stored (and indexed).
-	indexedOwner string
-	// pendingIndex is the key recorded in the owner index before a write,
-	// to record again after it.
-	pendingIndex string
 	// forwarded: reached through a rotated token within its grace window;
 	// the request's token is not the session's current one.
 	forwarded bool
 }
+
+// stored is a session's state as the store holds it: what Load read or the
+// last write wrote. A failed write puts the session back to it (see
+// Manager.revert); the fields of Session that differ from it are the
+// request's pending changes.
+type stored struct {
+	data  []byte // Data's encoding; nil while the session is new
+	owner string
+	bind  []byte
+	csrf  []byte
+}
+
+// metaChanged reports whether the owner, binding or CSRF secret differ from
+// what is stored, so that the session must be written even if Data did not
+// change.
+func (s *Session[T]) metaChanged() bool {
+	return s.owner != s.base.owner || !bytes.Equal(s.bind, s.base.bind) || !bytes.Equal(s.csrf, s.base.csrf)
+}
+
+// ownerChanged reports whether SetOwner changed the owner since the session
+// was stored.
+func (s *Session[T]) ownerChanged() bool { return s.owner != s.base.owner }
 
 // Handle returns the session's handle: a random UUID given when the session
 // is created, the same across Migrate, and not secret. Use it to name the
@@ -94,10 +106,7 @@ func (s *Session[T]) Owner() string { return s.owner }
 // commit) even if Data did not change; Config.MaxSessionsPerOwner is
 // enforced then. An empty owner detaches the session from its owner.
 func (s *Session[T]) SetOwner(owner string) {
-	if owner == s.owner {
-		return
-	}
-	s.owner, s.metaChanged, s.ownerChanged = owner, true, true
+	s.owner = owner
 }
 
 // String names the session by its handle, never by its token. It has a value
@@ -125,9 +134,12 @@ func (s Session[T]) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("handle", s.handle.String()))
 }
 
-// reset makes s a new, empty session, detached from any stored one.
+// reset makes s a new, empty session, detached from any stored one. It
+// keeps the binding: it is the request's client's (Load checked it), so a
+// session the request stores afterwards (a flash message after logout) is
+// bound to the same client at once, never to whichever client comes next.
 func (s *Session[T]) reset() {
-	*s = Session[T]{isNew: true}
+	*s = Session[T]{isNew: true, bind: s.bind, base: stored{bind: s.bind}}
 }
 
 // changed reports whether cur, encoded as data, differs from the value
@@ -143,7 +155,7 @@ func (m *Manager[T]) changed(loaded, data []byte, cur *T) bool {
 		return true
 	}
 	var old T
-	if err := m.codec.Unmarshal(loaded, &old); err != nil {
+	if err := m.cfg.Codec.Unmarshal(loaded, &old); err != nil {
 		return true
 	}
 	return !reflect.DeepEqual(&old, cur)

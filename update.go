@@ -36,6 +36,10 @@ const (
 	// ErrConflict. Use it only when losing the other request's change is
 	// acceptable.
 	ConflictOverwrite
+
+	// conflictRetry is Update's: ConflictError, but a conflict leaves the
+	// session's pending changes in place, for the retry after a reload.
+	conflictRetry ConflictPolicy = -1
 )
 
 // String returns the policy's name.
@@ -63,40 +67,50 @@ const DefaultUpdateAttempts = 64
 // therefore be a function of the data it is given (count++, append), safe to
 // run more than once.
 //
-// Update returns change's error as is (nothing is saved), an error wrapping
-// ErrConflict when the session was destroyed or migrated meanwhile (it is
-// not brought back; s is left holding the data change produced) or when
-// every attempt met a conflict, and other errors as Save does. On a new
-// session it creates the session, as Save does.
+// All or nothing: when Update returns an error, nothing of it was stored and
+// s is back to its stored state (as Save leaves it), so that the middleware's
+// commit cannot store afterwards what Update reported as failed. Update
+// returns change's error as is; ErrGone when the session ended meanwhile
+// (it is not brought back; s is then a new session and w clears the
+// cookie); an error wrapping ErrConflict when every attempt met a conflict;
+// and other errors as Save does. On a new session it creates the session, as
+// Save does.
 //
 // Within one Manager, Updates of the same session take turns (a lock per
 // session, held while Update runs), so that requests served by one process
 // do not spend round trips conflicting with each other; retries are left for
 // requests served by other processes.
 //
-// Without a store that implements backend.Conditional, conflicts go unseen
-// and Update is change followed by Save.
+// Without a store that implements backend.Conditional, the version check
+// before each write is not atomic, and conflicts between processes may go
+// unseen.
 func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T], change func(*T) error) error {
 	ctx := r.Context()
 	if !s.isNew {
 		unlock, err := m.updating.lock(ctx, s.key)
 		if err != nil {
+			m.revert(s)
 			return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
 		}
 		defer unlock()
 	}
 	for attempt := 1; ; attempt++ {
 		if err := change(&s.Data); err != nil {
+			m.revert(s)
 			return err
 		}
-		err := m.save(ctx, w, s, ConflictError)
+		err := m.save(ctx, w, s, conflictRetry)
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
-		if attempt >= m.updateAttempts {
+		if attempt >= m.cfg.UpdateAttempts {
+			m.revert(s)
 			return fmt.Errorf("sessions: update session %s: gave up after %d attempts: %w", s.Handle(), attempt, err)
 		}
-		if err := m.reload(ctx, s); err != nil {
+		if err := m.reload(ctx, w, s); err != nil {
+			if !errors.Is(err, ErrGone) {
+				m.revert(s)
+			}
 			return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
 		}
 		// Retry at once. Every round some contender's write lands, so
@@ -105,37 +119,34 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 	}
 }
 
-// reload replaces s's data and version with what the store holds now under
-// s's key. It returns an error wrapping ErrConflict when the session is gone
-// (destroyed, migrated or expired).
-func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) error {
+// reload replaces s's stored state and Data with what the store holds now
+// under s's key, keeping s's pending owner. When the session is gone
+// (destroyed, migrated, expired), s ends (see Manager.ended) and the error
+// wraps ErrGone.
+func (m *Manager[T]) reload(ctx context.Context, w http.ResponseWriter, s *Session[T]) error {
 	key, e, err := m.current(ctx, s.key) // rotated meanwhile: follow it
+	var env envelope
+	if err == nil {
+		if env, err = decodeEnvelope(e.Value); err == nil && env.handle != s.handle {
+			err = backend.ErrNotFound // another session is stored under the key
+		}
+	}
 	if errors.Is(err, backend.ErrNotFound) {
-		return fmt.Errorf("%w: the session was destroyed or migrated", ErrConflict)
+		m.ended(w, s)
+		return fmt.Errorf("reload: %w", ErrGone)
 	}
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
-	}
-	env, err := decodeEnvelope(e.Value)
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	if env.handle != s.handle {
-		return fmt.Errorf("%w: another session is stored under the key", ErrConflict)
 	}
 	var data T
-	if err := m.codec.Unmarshal(env.data, &data); err != nil {
+	if err := m.cfg.Codec.Unmarshal(env.data, &data); err != nil {
 		return fmt.Errorf("reload: decode session data: %w", err)
 	}
 	if key != s.key {
 		s.key, s.forwarded = key, true
 	}
-	s.Data, s.loaded, s.version, s.expires, s.issued = data, env.data, e.Version, e.Expires, env.issued
-	// Keep this request's pending metadata; take the rest as stored.
-	if !s.ownerChanged {
-		s.owner, s.indexedOwner = env.owner, env.owner
-	} else {
-		s.indexedOwner = env.owner
+	if s.owner == s.base.owner {
+		s.owner = env.owner // no pending owner: take the stored one
 	}
 	if env.csrf != nil {
 		s.csrf = env.csrf // another request's token may be in a page already
@@ -143,6 +154,8 @@ func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) error {
 	if env.bind != nil {
 		s.bind = env.bind
 	}
+	s.Data, s.version, s.expires, s.issued = data, e.Version, e.Expires, env.issued
+	s.base = stored{data: env.data, owner: env.owner, bind: env.bind, csrf: env.csrf}
 	return nil
 }
 

@@ -92,8 +92,9 @@ func TestConflictOverwriteNeverResurrects(t *testing.T) {
 		}
 		s.Data.Count = 5
 	}))
-	if rec := serve(t, h, "POST", "/", cookie); rec.Code != http.StatusConflict {
-		t.Errorf("save after logout with ConflictOverwrite: %d, want 409", rec.Code)
+	// The session is gone, not changed: 401 (ErrGone), never a write.
+	if rec := serve(t, h, "POST", "/", cookie); rec.Code != http.StatusUnauthorized {
+		t.Errorf("save after logout with ConflictOverwrite: %d, want 401", rec.Code)
 	}
 	if s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie)); !s.IsNew() {
 		t.Fatal("ConflictOverwrite brought a destroyed session back")

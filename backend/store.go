@@ -36,12 +36,16 @@ import (
 // so that callers can test with errors.Is.
 var (
 	// ErrNotFound means no live entry is stored under the key: it was never
-	// written, was deleted, or its deadline has passed.
+	// written, was deleted, or its deadline has passed. A conditional write
+	// that expected a live entry (SetIf with old != 0, Replace) returns it
+	// when there is none, so that the core can tell a session that is gone
+	// from one that another request changed.
 	ErrNotFound = errors.New("sessions: not found")
 
-	// ErrConflict means a conditional write found a different version than
-	// the one it expected: another request changed, migrated or destroyed
-	// the session since it was loaded.
+	// ErrConflict means a conditional write found a live entry with a
+	// different version than the one it expected (or, creating, found a
+	// live entry at all): another request changed or rotated the session
+	// since it was loaded.
 	ErrConflict = errors.New("sessions: conflict: session changed since it was loaded")
 
 	// ErrClosed means the store was used after Close.
@@ -91,6 +95,15 @@ type Entry struct {
 // bounded store may refuse a new entry with ErrFull from Set, SetIf and
 // Replace.
 //
+// Time: the core's clock decides. Every method that may keep an entry alive
+// (Touch, SetIf, Replace, GetTouch) takes the core's now, and treats an
+// entry whose Expires is not after now as missing, even if the store's own
+// clock (a Redis server's, a database's) is behind the core's. A store may
+// also drop entries by its own clock; it must never keep, extend or
+// overwrite-as-live an entry that either clock says has ended. So clock skew
+// between the application and the store can shorten a session, never revive
+// one.
+//
 // Errors: a missing key is ErrNotFound from Get and Touch, and no error from
 // Delete. Any other error means the store could not do what was asked (it is
 // down, the context ended, ...): the core returns it to the application and
@@ -107,8 +120,9 @@ type Store interface {
 	// Touch moves the Expires of the entry under key to expires, but never
 	// past its Limit, and leaves its Value and Version alone. It returns
 	// ErrNotFound, and creates nothing, when no live entry is stored under
-	// key. An expires not in the future removes the entry.
-	Touch(ctx context.Context, key string, expires time.Time) error
+	// key, judged at now (the core's clock; see Store). An expires not after
+	// now removes the entry.
+	Touch(ctx context.Context, key string, now, expires time.Time) error
 
 	// Delete removes the entry under key. Deleting a missing key is not an
 	// error.
@@ -124,10 +138,15 @@ type Store interface {
 type Conditional interface {
 	// SetIf stores e under key, as Set does, only if the live entry under
 	// key has Version old. With old == 0 it stores e only if no live entry
-	// is stored under key. Otherwise it stores nothing and returns
-	// ErrConflict. In particular, once a key is deleted or expired, no SetIf
-	// with old != 0 can bring it back.
-	SetIf(ctx context.Context, key string, old uint64, e Entry) error
+	// is stored under key. Live is judged at now, the core's clock (see
+	// Store): an entry whose Expires is not after now counts as missing.
+	//
+	// Otherwise it stores nothing and returns ErrNotFound when old != 0 and
+	// no live entry is stored under key (the session is gone), or
+	// ErrConflict when the live entry has another version (or, with
+	// old == 0, when a live entry exists). In particular, once a key is
+	// deleted or expired, no SetIf with old != 0 can bring it back.
+	SetIf(ctx context.Context, key string, old uint64, now time.Time, e Entry) error
 }
 
 // Replacer may be implemented by a Store that can move an entry to a new key
@@ -138,9 +157,11 @@ type Conditional interface {
 type Replacer interface {
 	// Replace stores e under newKey and removes oldKey, only if the live
 	// entry under oldKey has Version old and no live entry is stored under
-	// newKey. Otherwise it changes nothing and returns ErrConflict (also
-	// when oldKey is missing).
-	Replace(ctx context.Context, oldKey string, old uint64, newKey string, e Entry) error
+	// newKey, live judged at now (the core's clock). Otherwise it changes
+	// nothing and returns ErrNotFound when no live entry is stored under
+	// oldKey, or ErrConflict when oldKey holds another version or newKey is
+	// taken.
+	Replace(ctx context.Context, oldKey string, old uint64, newKey string, now time.Time, e Entry) error
 }
 
 // GetToucher may be implemented by a Store that can read an entry and slide
@@ -149,13 +170,15 @@ type Replacer interface {
 // Without it, a load that finds the deadline refresh due costs a Get and a
 // Touch.
 type GetToucher interface {
-	// GetTouch returns the live entry under key, as Get does. If the entry's
-	// Expires is before ifBefore, it first moves Expires to expires (never
-	// past Limit), as Touch does, and the returned entry shows the new
-	// Expires, and touched is true. An entry whose Expires is not before
+	// GetTouch returns the live entry under key, as Get does, live judged
+	// at now (the core's clock) as well as by the store's: an entry whose
+	// Expires is not after now is ErrNotFound and is not touched. If the
+	// entry's Expires is before ifBefore, it first moves Expires to expires
+	// (never past Limit), as Touch does, and the returned entry shows the
+	// new Expires, and touched is true. An entry whose Expires is not before
 	// ifBefore, or is already at its Limit, is not written and touched is
-	// false.
-	GetTouch(ctx context.Context, key string, ifBefore, expires time.Time) (e Entry, touched bool, err error)
+	// false. A zero ifBefore never touches.
+	GetTouch(ctx context.Context, key string, now, ifBefore, expires time.Time) (e Entry, touched bool, err error)
 }
 
 // Indexer may be implemented by a Store that can keep, for each owner (for

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,9 +43,9 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) backend.Store, opt
 	}
 	t.Run("UpdateLosesNoIncrement", func(t *testing.T) { updateLosesNoIncrement(t, newStore(t), opts) })
 	t.Run("RacingSavesOneWins", func(t *testing.T) { racingSavesOneWins(t, newStore(t)) })
-	t.Run("SlowSaveAfterLogoutConflicts", func(t *testing.T) { slowSaveAfter(t, newStore(t), "logout") })
-	t.Run("SlowSaveAfterMigrateConflicts", func(t *testing.T) { slowSaveAfter(t, newStore(t), "migrate") })
-	t.Run("SlowUpdateAfterLogoutConflicts", func(t *testing.T) { slowUpdateAfterLogout(t, newStore(t)) })
+	t.Run("SlowSaveAfterLogoutIsGone", func(t *testing.T) { slowSaveAfter(t, newStore(t), "logout") })
+	t.Run("SlowSaveAfterMigrateIsGone", func(t *testing.T) { slowSaveAfter(t, newStore(t), "migrate") })
+	t.Run("SlowUpdateAfterLogoutIsGone", func(t *testing.T) { slowUpdateAfterLogout(t, newStore(t)) })
 	t.Run("MiddlewareSlowRequestAfterLogout", func(t *testing.T) { middlewareSlowRequestAfterLogout(t, newStore(t)) })
 }
 
@@ -198,8 +199,9 @@ func racingSavesOneWins(t *testing.T, store backend.Store) {
 }
 
 // slowSaveAfter: a slow request loads the session, another logs out (or
-// migrates), then the slow one saves: ErrConflict, and the old token stays
-// dead.
+// migrates), then the slow one saves: ErrGone (the session ended; it did not
+// merely change), the slow request's session is new again, and the old
+// token stays dead.
 func slowSaveAfter(t *testing.T, store backend.Store, what string) {
 	e := newEnv(t, store)
 	slow := e.load(t, e.cookie)
@@ -222,8 +224,11 @@ func slowSaveAfter(t *testing.T, store backend.Store, what string) {
 
 	slow.Data.N = 99
 	err := e.mgr.Save(httptest.NewRecorder(), request(e.cookie), slow)
-	if !errors.Is(err, sessions.ErrConflict) {
-		t.Fatalf("slow save after %s: %v, want ErrConflict", what, err)
+	if !errors.Is(err, sessions.ErrGone) || errors.Is(err, sessions.ErrConflict) {
+		t.Fatalf("slow save after %s: %v, want ErrGone", what, err)
+	}
+	if !slow.IsNew() || slow.Data.N != 0 {
+		t.Fatalf("after ErrGone the slow request's session is %+v (new=%v), want a new, empty one", slow.Data, slow.IsNew())
 	}
 	if s := e.load(t, e.cookie); !s.IsNew() || s.Data.N != 0 {
 		t.Fatalf("after %s and a slow save, the old token gives %+v (new=%v): the session came back", what, s.Data, s.IsNew())
@@ -242,8 +247,8 @@ func slowUpdateAfterLogout(t *testing.T, store backend.Store) {
 		t.Fatal(err)
 	}
 	err := e.mgr.Update(httptest.NewRecorder(), request(e.cookie), slow, func(c *Counter) error { c.N++; return nil })
-	if !errors.Is(err, sessions.ErrConflict) {
-		t.Fatalf("Update after logout: %v, want ErrConflict", err)
+	if !errors.Is(err, sessions.ErrGone) {
+		t.Fatalf("Update after logout: %v, want ErrGone", err)
 	}
 	if s := e.load(t, e.cookie); !s.IsNew() {
 		t.Fatal("Update brought a destroyed session back")
@@ -251,8 +256,9 @@ func slowUpdateAfterLogout(t *testing.T, store backend.Store) {
 }
 
 // middlewareSlowRequestAfterLogout: through the middleware, a slow request
-// that changes the session while a logout goes through gets the 409 of the
-// default policy, and the session stays gone.
+// that changes the session while a logout goes through is answered 401 (the
+// session is gone, not changed: a retry cannot succeed), its cookie is
+// cleared, and the session stays gone.
 func middlewareSlowRequestAfterLogout(t *testing.T, store backend.Store) {
 	e := newEnv(t, store)
 	loaded := make(chan struct{})
@@ -293,8 +299,11 @@ func middlewareSlowRequestAfterLogout(t *testing.T, store backend.Store) {
 	}
 	close(proceed)
 	slow := <-done
-	if slow.Code != http.StatusConflict {
-		t.Fatalf("slow request after logout answered %d %q, want 409", slow.Code, slow.Body.String())
+	if slow.Code != http.StatusUnauthorized {
+		t.Fatalf("slow request after logout answered %d %q, want 401", slow.Code, slow.Body.String())
+	}
+	if line := slow.Header().Get("Set-Cookie"); !strings.Contains(line, "Max-Age=0") {
+		t.Fatalf("slow request after logout: Set-Cookie %q, want the cookie cleared", line)
 	}
 	if s := e.load(t, e.cookie); !s.IsNew() {
 		t.Fatal("the slow request wrote the destroyed session back")

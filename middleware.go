@@ -1,0 +1,132 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// Handler is the net/http middleware: it loads the request's session before
+// next runs (Get returns it) and commits it just before the response header
+// goes out, on the first WriteHeader, Write, ReadFrom or Flush, or when next
+// returns without writing. Commit means Save: the store write and the
+// Set-Cookie header happen before the first byte of the header. Changes made
+// to the session after that point are lost: make them before writing the
+// response, or call Save yourself.
+//
+// If loading fails (the store is down), next does not run and Config's
+// ErrorHandler answers. If the commit fails, the response next was about to
+// write is dropped (the header map goes back to what it was before next ran,
+// later writes fail) and the ErrorHandler answers instead; a token the
+// session got during the request (Migrate, rotation) is still sent.
+//
+// The ResponseWriter next receives keeps http.Flusher, http.Hijacker and
+// io.ReaderFrom, and has Unwrap, so http.NewResponseController works through
+// it. Hijack commits the session first, but a Set-Cookie can no longer be
+// sent on a hijacked connection unless the handler writes it itself. Status
+// codes 100-199 other than 101 pass through without committing.
+func (m *Manager[T]) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Load(w, r)
+		if err != nil {
+			m.cfg.ErrorHandler(w, r, err)
+			return
+		}
+		rc := &requestCommit[T]{m: m, s: s, r: r, w: w, token: s.token}
+		if h := w.Header(); len(h) > 0 {
+			rc.header = h.Clone() // what outer middleware and Load set
+		}
+		cw := &commitWriter{rw: w, c: rc}
+		r = r.WithContext(context.WithValue(r.Context(), m.ctxKey, s))
+		rc.r = r
+		next.ServeHTTP(cw, r)
+		// Commit if next wrote nothing; either way, a failed commit means
+		// nothing of next's response went out, so the ErrorHandler answers.
+		if err := cw.doCommit(); err != nil {
+			rc.restoreHeader() // also drops what next set after its writes failed
+			m.cfg.ErrorHandler(w, r, err)
+		}
+	})
+}
+
+// requestCommit is the middleware's commit of one request's session.
+type requestCommit[T any] struct {
+	m      *Manager[T]
+	s      *Session[T]
+	r      *http.Request
+	w      http.ResponseWriter
+	token  string      // the token the session had when the handler started
+	header http.Header // the header map before the handler ran
+}
+
+func (rc *requestCommit[T]) commit() error {
+	return rc.m.save(rc.r.Context(), rc.w, rc.s, rc.m.cfg.OnConflict)
+}
+
+// restoreHeader puts back the header map as it was before the handler ran,
+// keeping the last session cookie the Manager set during the request: the
+// new token of a Migrate or rotation that landed (the old token is dead, so
+// the browser must get the new one even with an error response), or the
+// clearing of a cookie whose session is gone.
+func (rc *requestCommit[T]) restoreHeader() {
+	h := rc.w.Header()
+	last := lastCookieLine(h, rc.m.cfg.Cookie.Name)
+	clear(h)
+	for k, v := range rc.header {
+		h[k] = v
+	}
+	if last != "" && last != lastCookieLine(h, rc.m.cfg.Cookie.Name) {
+		dropCookieLines(h, rc.m.cfg.Cookie.Name)
+		h.Add("Set-Cookie", last)
+	}
+}
+
+// lastCookieLine returns the last Set-Cookie line of h for the cookie named
+// name, or "".
+func lastCookieLine(h http.Header, name string) string {
+	lines := h.Values("Set-Cookie")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], name+"=") {
+			return lines[i]
+		}
+	}
+	return ""
+}
+
+// dropCookieLines removes h's Set-Cookie lines for the cookie named name.
+func dropCookieLines(h http.Header, name string) {
+	lines := h.Values("Set-Cookie")
+	kept := lines[:0:0]
+	for _, l := range lines {
+		if !strings.HasPrefix(l, name+"=") {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == 0 {
+		h.Del("Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
+}
+
+// defaultErrorHandler logs err and answers with a generic body: 409 for a
+// conflict, 401 for a session that ended, 403 at the owner limit, 500 for
+// anything else. A conflict or an ended session is an answer the
+// application's policy chose, not a fault: it is logged at Warn; the rest at
+// Error.
+func (m *Manager[T]) defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	code, level := http.StatusInternalServerError, slog.LevelError
+	switch {
+	case errors.Is(err, ErrConflict):
+		code, level = http.StatusConflict, slog.LevelWarn
+	case errors.Is(err, ErrGone):
+		code, level = http.StatusUnauthorized, slog.LevelWarn
+	case errors.Is(err, ErrTooManySessions):
+		code, level = http.StatusForbidden, slog.LevelWarn
+	}
+	m.cfg.Logger.Log(r.Context(), level, "sessions: request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, http.StatusText(code), code)
+}

@@ -1,0 +1,359 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/sessionx/sessions/backend"
+)
+
+// The write seam: every change of a stored session (create, Save, the
+// middleware's commit, Update, Migrate, rotation) passes through write, which
+// builds the entry, checks the deadlines, writes conditionally, keeps the
+// owner index and sets the cookie, all or nothing:
+//
+//   - On success the store holds the new state, s is that state (its token,
+//     version and stored snapshot updated) and w carries the cookie of any
+//     new token or new idle deadline.
+//   - On failure the store holds what it held before (the only traces a
+//     failed step may leave are owner-index records of a key that holds
+//     nothing, which the index tolerates, and an unreachable new key whose
+//     removal failed, which expires unseen), w gets no new token, and s is
+//     put back to its stored state (revert): nothing the handler put into s
+//     is committed afterwards, by the middleware or anyone.
+//   - When the session turned out to be gone (logged out or migrated by
+//     another request, expired, evicted), nothing is written under the old
+//     key, s becomes a new, empty session and w clears the cookie (ended);
+//     the error wraps ErrGone.
+
+// step is what a write does to the session's token.
+type step int
+
+const (
+	// stepSave keeps the token (a new session gets its first one).
+	stepSave step = iota
+	// stepMigrate gives a new token and ends the old one in the same step.
+	stepMigrate
+	// stepRotate gives a new token; the old one forwards to it for
+	// Config.RotateGrace.
+	stepRotate
+)
+
+func (st step) String() string {
+	switch st {
+	case stepMigrate:
+		return "migrate"
+	case stepRotate:
+		return "rotate"
+	}
+	return "save"
+}
+
+// Save writes s to the store if its Data changed since it was loaded, and
+// sets its cookie on w when the cookie changes. It writes nothing when
+// nothing changed (the idle deadline was already refreshed by Load), and
+// nothing for a new session whose Data is still the zero T: an anonymous
+// visitor whose handler stores nothing costs no store write and gets no
+// cookie. The cookie goes into w's header, so Save must run before the
+// response header is written.
+//
+// Errors, after which nothing was stored and s is back to its stored state
+// (the changes made since it was loaded or last saved are dropped, so that
+// nothing a failed step put into s is committed later by the middleware):
+// ErrConflict when another request changed the session since it was loaded
+// (on stores that implement backend.Conditional; others are checked without
+// atomicity); ErrGone when the session ended meanwhile (logged out,
+// migrated, expired, evicted: then s is a new, empty session and w clears
+// the cookie; ErrExpired, which wraps ErrGone, when it reached its absolute
+// deadline); ErrTooLarge when the encoded data exceeds Config.MaxSize;
+// ErrTooManySessions at Config.MaxSessionsPerOwner with RefuseNew; and a
+// wrapped store error when the store fails.
+func (m *Manager[T]) Save(w http.ResponseWriter, r *http.Request, s *Session[T]) error {
+	return m.save(r.Context(), w, s, ConflictError)
+}
+
+// save is Save, with policy deciding what a conflict does (the middleware
+// passes Config.OnConflict).
+func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session[T], policy ConflictPolicy) error {
+	data, err := m.encode(s)
+	if err != nil {
+		m.revert(s)
+		return err
+	}
+	loaded := s.base.data
+	if s.isNew {
+		loaded = m.zeroData
+	}
+	if !s.metaChanged() && !m.changed(loaded, data, &s.Data) {
+		return nil
+	}
+	return m.write(ctx, w, s, stepSave, data, policy)
+}
+
+// write stores s, whose Data encodes as data, as st says; see the top of
+// this file for what it guarantees. policy says what a conflicting save
+// does; the other steps fail on a conflict.
+func (m *Manager[T]) write(ctx context.Context, w http.ResponseWriter, s *Session[T], st step, data []byte, policy ConflictPolicy) error {
+	err := m.tryWrite(ctx, w, s, st, data, policy)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errKeptTheirs):
+		return nil
+	case policy == conflictRetry && errors.Is(err, ErrConflict):
+		// Update reloads and tries again: keep the pending changes.
+		return fmt.Errorf("sessions: %s session %s: %w", st, s.Handle(), err)
+	case errors.Is(err, backend.ErrNotFound), errors.Is(err, ErrGone):
+		handle := s.Handle()
+		if !errors.Is(err, ErrGone) {
+			err = ErrGone
+		}
+		m.ended(w, s)
+		return fmt.Errorf("sessions: %s session %s: %w", st, handle, err)
+	}
+	m.revert(s)
+	return fmt.Errorf("sessions: %s session %s: %w", st, s.Handle(), err)
+}
+
+func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Session[T], st step, data []byte, policy ConflictPolicy) error {
+	now := m.cfg.Now()
+	created, absolute, version := s.created, s.absolute, s.version+1
+	if s.isNew {
+		created, absolute, version = now, now.Add(m.cfg.AbsoluteTimeout), 1
+	} else if !now.Before(absolute) {
+		return fmt.Errorf("%w: its absolute deadline %v has passed", ErrExpired, absolute)
+	}
+	token, key, issued := s.token, s.key, s.issued
+	if s.isNew || st != stepSave {
+		token = newToken()
+		key, issued = storeKey(token), now
+	}
+	s.Handle() // a new session gets its handle
+	envelope := func(issued time.Time) []byte { return m.envelope(s, created, absolute, issued, data) }
+	e := backend.Entry{
+		Value:   envelope(issued),
+		Expires: m.idleDeadline(now, absolute),
+		Limit:   absolute,
+		Version: version,
+	}
+	ow, err := m.ownerBefore(ctx, s, key, absolute)
+	if err != nil {
+		return err
+	}
+	switch {
+	case s.isNew:
+		err = m.st.setIf(ctx, key, 0, now, e)
+	case st == stepSave:
+		err = m.saveOver(ctx, s, now, &e, envelope, policy)
+		key, issued = s.key, s.issued // moved if the session was rotated meanwhile
+	case st == stepMigrate:
+		err = m.st.replace(ctx, s.key, s.version, key, now, e)
+	case st == stepRotate:
+		err = m.rotateTo(ctx, s, key, now, e)
+	}
+	if err != nil {
+		return err
+	}
+
+	// Stored: s becomes what the store holds.
+	oldKey, prevOwner, tokenChanged := s.key, s.base.owner, token != s.token
+	if tokenChanged && s.forwarded && st == stepMigrate {
+		// The request came with a rotated-away token that still forwards
+		// here: end it now, as Migrate promises for the request's token.
+		if err := m.st.Delete(ctx, storeKey(s.token)); err != nil {
+			m.cfg.Logger.WarnContext(ctx, "sessions: removing a rotated token's forward record failed", "session", s.Handle(), "err", err)
+		}
+	}
+	expiresMoved := !e.Expires.Equal(s.expires)
+	created0 := s.isNew
+	s.token, s.key, s.issued, s.expires, s.version = token, key, issued, e.Expires, e.Version
+	s.created, s.absolute, s.isNew = created, absolute, false
+	s.base = stored{data: data, owner: s.owner, bind: s.bind, csrf: s.csrf}
+	if tokenChanged {
+		s.forwarded = false
+	}
+	if oldKey == key {
+		oldKey = ""
+	}
+	m.ownerAfter(ctx, s, ow, prevOwner, oldKey)
+	if tokenChanged || (expiresMoved && !m.cfg.Cookie.SessionOnly) {
+		m.setCookie(w, s, now)
+	}
+	switch {
+	case created0:
+		m.cfg.Logger.DebugContext(ctx, "sessions: created", "session", s.Handle())
+	case st != stepSave:
+		m.cfg.Logger.DebugContext(ctx, "sessions: "+st.String()+"d", "session", s.Handle())
+	}
+	return nil
+}
+
+// saveOver writes e over the version of s that was loaded. When another
+// request only rotated the session meanwhile, it follows the rotation and
+// writes at the new key (envelope rebuilds the value with the new key's
+// issue time); any other conflict goes to policy.
+func (m *Manager[T]) saveOver(ctx context.Context, s *Session[T], now time.Time, e *backend.Entry, envelope func(time.Time) []byte, policy ConflictPolicy) error {
+	err := m.st.setIf(ctx, s.key, s.version, now, *e)
+	if errors.Is(err, backend.ErrConflict) && m.followRotation(ctx, s) {
+		e.Version, e.Value = s.version+1, envelope(s.issued)
+		err = m.st.setIf(ctx, s.key, s.version, now, *e)
+	}
+	if errors.Is(err, backend.ErrConflict) && (policy == ConflictKeepTheirs || policy == ConflictOverwrite) {
+		err = m.resolveConflict(ctx, s, now, e, policy)
+	}
+	return err
+}
+
+// rotateTo stores e under key and replaces s's old key by a forward record
+// to it, valid for Config.RotateGrace, only if the old key still holds the
+// version loaded; if that fails, key is removed again. The new key is
+// written first, so that at no moment does neither token work.
+func (m *Manager[T]) rotateTo(ctx context.Context, s *Session[T], key string, now time.Time, e backend.Entry) error {
+	graceEnd := now.Add(m.cfg.RotateGrace)
+	if graceEnd.After(s.expires) {
+		graceEnd = s.expires
+	}
+	forward := backend.Entry{
+		Value:   appendForward(nil, key),
+		Expires: graceEnd,
+		Limit:   graceEnd, // a load through it never extends it
+		Version: s.version + 1,
+	}
+	if err := m.st.setIf(ctx, key, 0, now, e); err != nil {
+		return err
+	}
+	if err := m.st.setIf(ctx, s.key, s.version, now, forward); err != nil {
+		return m.st.undo(ctx, key, err)
+	}
+	return nil
+}
+
+// errKeptTheirs is resolveConflict's word that the stored data won and this
+// request's changes were dropped, as the policy asked.
+var errKeptTheirs = errors.New("sessions: kept the other request's change")
+
+// resolveConflict handles a conflicting save of e by policy: it gives up
+// this request's change (ConflictKeepTheirs) or writes over the other's
+// (ConflictOverwrite), but never writes a destroyed or migrated session back.
+func (m *Manager[T]) resolveConflict(ctx context.Context, s *Session[T], now time.Time, e *backend.Entry, policy ConflictPolicy) error {
+	cur, err := m.st.Get(ctx, s.key)
+	if err != nil {
+		return err // backend.ErrNotFound: gone
+	}
+	if _, fwd := decodeForward(cur.Value); fwd {
+		// Rotated meanwhile: writing here would revive the old token.
+		return fmt.Errorf("%w: the session was rotated", ErrConflict)
+	}
+	if policy == ConflictKeepTheirs {
+		m.cfg.Logger.WarnContext(ctx, "sessions: conflict: this request's session changes were dropped for another request's", "session", s.Handle())
+		return errKeptTheirs
+	}
+	// ConflictOverwrite: write over the version found, if it is still there.
+	e.Version = cur.Version + 1
+	if err := m.st.setIf(ctx, s.key, cur.Version, now, *e); err != nil {
+		return err
+	}
+	m.cfg.Logger.WarnContext(ctx, "sessions: conflict: overwrote another request's session changes (OnConflict: ConflictOverwrite)", "session", s.Handle())
+	return nil
+}
+
+// revert puts s back to its stored state after a failed step: Data decoded
+// from the stored encoding (the zero T for a new session), and the owner,
+// binding and CSRF secret as stored.
+func (m *Manager[T]) revert(s *Session[T]) {
+	var data T
+	if s.base.data != nil {
+		// It decoded when it was loaded; should it fail now, the zero T
+		// is still nothing the failed step put there.
+		_ = m.cfg.Codec.Unmarshal(s.base.data, &data)
+	}
+	s.Data = data
+	s.owner, s.bind, s.csrf = s.base.owner, s.base.bind, s.base.csrf
+}
+
+// ended makes s a new, empty session because the stored one is gone, and
+// clears the cookie on w, unless the request came with a rotated-away token
+// (its browser already holds the current one, which may still be alive).
+func (m *Manager[T]) ended(w http.ResponseWriter, s *Session[T]) {
+	if w != nil && !s.forwarded {
+		m.cfg.Cookie.writeCookie(w, "", time.Time{}, m.cfg.Now())
+	}
+	s.reset()
+}
+
+// encode returns the encoding of s.Data, checked against MaxSize.
+func (m *Manager[T]) encode(s *Session[T]) ([]byte, error) {
+	data, err := m.cfg.Codec.Marshal(&s.Data)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: encode session data: %w", err)
+	}
+	if len(data) > m.cfg.MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes encoded, MaxSize is %d", ErrTooLarge, len(data), m.cfg.MaxSize)
+	}
+	if len(s.owner) > maxOwnerLen {
+		return nil, fmt.Errorf("%w: an owner of %d bytes (at most %d)", ErrTooLarge, len(s.owner), maxOwnerLen)
+	}
+	return data, nil
+}
+
+// envelope returns the stored form of s with the given timestamps and data.
+func (m *Manager[T]) envelope(s *Session[T], created, absolute, issued time.Time, data []byte) []byte {
+	env := envelope{
+		created:  created,
+		absolute: absolute,
+		issued:   issued,
+		handle:   s.handle,
+		owner:    s.owner,
+		bind:     s.bind,
+		csrf:     s.csrf,
+		data:     data,
+	}
+	return appendEnvelope(make([]byte, 0, envelopeSize(&env)), &env)
+}
+
+// Destroy ends the session: it removes it from the store, so that its token
+// finds nothing from then on, and sets a cookie on w that deletes the
+// session cookie in the browser. s becomes a new, empty session (IsNew), which
+// is stored under a new token if the request gives it data.
+//
+// Destroy on a new session only deletes the cookie. A store failure is
+// returned; then the cookie is kept, and s is put back to its stored state as
+// after any failed step (see Save), so the session stays as it was stored.
+func (m *Manager[T]) Destroy(w http.ResponseWriter, r *http.Request, s *Session[T]) error {
+	if !s.isNew {
+		ctx := r.Context()
+		key := s.key
+		if m.cfg.RotateEvery > 0 {
+			// If another request rotated the session since this one loaded
+			// it, s.key now holds a forward record: end the session it
+			// points to. (Without rotation there are no forward records,
+			// and logout costs no read.)
+			var err error
+			if key, _, err = m.current(ctx, s.key); err != nil && !errors.Is(err, backend.ErrNotFound) {
+				m.revert(s)
+				return fmt.Errorf("sessions: destroy session %s: %w", s.Handle(), err)
+			}
+		}
+		if err := m.destroyKey(ctx, s.base.owner, key, s.Handle()); err != nil {
+			m.revert(s)
+			return err
+		}
+		for _, k := range []string{s.key, storeKey(s.token)} {
+			if k == key {
+				continue
+			}
+			// Forward records of rotated tokens: end them too. The session
+			// itself is gone already, so a failure here only leaves a
+			// record that forwards to nothing until its grace ends.
+			if err := m.st.Delete(ctx, k); err != nil {
+				m.cfg.Logger.WarnContext(ctx, "sessions: removing a rotated token's forward record failed", "session", s.Handle(), "err", err)
+			}
+		}
+	}
+	m.cfg.Cookie.writeCookie(w, "", time.Time{}, m.cfg.Now())
+	s.reset()
+	return nil
+}
