@@ -129,10 +129,10 @@ type recordingStore struct {
 	last backend.Entry
 }
 
-func (s *recordingStore) SetIf(ctx context.Context, key string, old uint64, e backend.Entry) error {
+func (s *recordingStore) SetIf(ctx context.Context, key string, old uint64, now time.Time, e backend.Entry) error {
 	s.last = e
 	s.last.Value = append([]byte(nil), e.Value...)
-	return s.Store.SetIf(ctx, key, old, e)
+	return s.Store.SetIf(ctx, key, old, now, e)
 }
 
 // sampleEntry returns the entry the library stores for a new session holding

@@ -32,7 +32,7 @@ var storeOps = []struct {
 		return s.Set(ctx, key, e)
 	}},
 	{"touch", func(ctx context.Context, s backend.Store, key string, e backend.Entry) error {
-		return s.Touch(ctx, key, e.Expires)
+		return s.Touch(ctx, key, time.Now(), e.Expires)
 	}},
 }
 
@@ -180,7 +180,7 @@ func BenchmarkStore(b *testing.B) {
 			k := i % redisKeys
 			next := e
 			next.Version = versions[k] + 1
-			if err := st.SetIf(ctx, keys[k], versions[k], next); err != nil {
+			if err := st.SetIf(ctx, keys[k], versions[k], time.Now(), next); err != nil {
 				b.Fatal(err)
 			}
 			versions[k]++

@@ -66,10 +66,10 @@ func ExampleStore_SetIf() {
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)
 
-	fmt.Println(s.SetIf(ctx, "key", 0, backend.Entry{Value: []byte("v1"), Expires: exp, Version: 1}))
-	fmt.Println(s.SetIf(ctx, "key", 1, backend.Entry{Value: []byte("v2"), Expires: exp, Version: 2}))
+	fmt.Println(s.SetIf(ctx, "key", 0, time.Now(), backend.Entry{Value: []byte("v1"), Expires: exp, Version: 1}))
+	fmt.Println(s.SetIf(ctx, "key", 1, time.Now(), backend.Entry{Value: []byte("v2"), Expires: exp, Version: 2}))
 	// A request that loaded version 1 is too late now.
-	fmt.Println(s.SetIf(ctx, "key", 1, backend.Entry{Value: []byte("v2'"), Expires: exp, Version: 2}))
+	fmt.Println(s.SetIf(ctx, "key", 1, time.Now(), backend.Entry{Value: []byte("v2'"), Expires: exp, Version: 2}))
 	// Output:
 	// <nil>
 	// <nil>

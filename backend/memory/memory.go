@@ -17,7 +17,10 @@
 // overshoot a full shard's bound by one each until their eviction is done.
 // Expired entries are invisible at once (every read checks the deadline
 // against the store's clock) and a background goroutine removes them every
-// Options.SweepInterval. The number of stored entries is bounded by
+// Options.SweepInterval. The operations that take the caller's now (Touch,
+// SetIf, Replace, GetTouch) judge an entry by both clocks: it is dead when
+// its deadline is not after either, that is, not after the later of the two
+// instants. The number of stored entries is bounded by
 // Options.MaxEntries: at the bound, writing a new key either evicts an entry
 // close to expiry or fails with backend.ErrFull (Options.RejectWhenFull).
 //
@@ -503,25 +506,28 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 }
 
 // Touch moves the Expires of the live entry under key to expires, capped at
-// its Limit. It returns backend.ErrNotFound when there is no live entry, and
-// removes the entry when the new deadline is not after the store's clock.
-func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error {
+// its Limit. Live is judged at the later of now (the caller's clock) and the
+// store's clock: it returns backend.ErrNotFound, and moves nothing, when the
+// entry's Expires is not after either. It removes the entry when the new
+// deadline is not after that instant.
+func (s *Store) Touch(ctx context.Context, key string, now, expires time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if s.closed.Load() {
 		return backend.ErrClosed
 	}
-	now := s.nowNanos()
+	own := s.nowNanos()
+	at := max(own, toNanos(now))
 	sh := s.shard(key)
-	sl, e, _, ok := sh.live(key, now)
+	sl, e, exp, ok := sh.live(key, at)
 	if !ok {
-		if e != nil { // expired: a write removes it, as the sweeper would
+		if e != nil && exp <= own { // expired by the store's clock: a write removes it, as the sweeper would
 			sh.kill(key, sl, e)
 		}
 		return backend.ErrNotFound
 	}
-	if _, _, ok := s.slide(sh, key, sl, e, 0, toNanos(expires), now); !ok {
+	if _, _, ok := s.slide(sh, key, sl, e, 0, toNanos(expires), at); !ok {
 		return nil // moved into the past: removed, as documented
 	}
 	return nil
@@ -579,19 +585,23 @@ func (sh *shard) kill(key string, sl *slot, e *entry) bool {
 
 // SetIf stores e under key, as Set does, only if the live entry under key has
 // Version old, or, with old == 0, only if there is no live entry under key.
-// Otherwise it changes nothing and returns backend.ErrConflict. Like Set, it
-// may evict an entry or return backend.ErrFull when it writes a new key into
-// a full shard.
-func (s *Store) SetIf(ctx context.Context, key string, old uint64, e backend.Entry) error {
+// Live is judged at the later of now (the caller's clock) and the store's
+// clock. When that does not hold, it changes nothing and returns
+// backend.ErrNotFound when old != 0 and there is no live entry, or
+// backend.ErrConflict when the live entry has another version (or, with
+// old == 0, when there is one). An e.Expires not after that instant removes
+// the entry instead of storing e. Like Set, it may evict an entry or return
+// backend.ErrFull when it writes a new key into a full shard.
+func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time, e backend.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if s.closed.Load() {
 		return backend.ErrClosed
 	}
-	now := s.nowNanos()
+	at := max(s.nowNanos(), toNanos(now))
 	ne := importEntry(e)
-	return s.put(s.shard(key), key, ne, now, ifVersion(old), false)
+	return s.put(s.shard(key), key, ne, at, ifVersion(old), false)
 }
 
 // precondition is what put requires of the entry it replaces.
@@ -606,9 +616,11 @@ func ifVersion(old uint64) precondition { return precondition{check: true, old: 
 
 // put stores ne under key in sh if the entry there meets pre, atomically:
 // it checks an entry, then swaps it for ne only if it is still the one
-// stored, and looks again otherwise; when pre is not met it returns
-// backend.ErrConflict. An ne already expired at now removes the entry
-// instead. With borrow, a new key may take the shard one past its bound,
+// stored, and looks again otherwise. When pre is not met it returns
+// backend.ErrNotFound if pre wants a live entry and there is none (none is
+// stored, or its deadline is not after now), and backend.ErrConflict if the
+// live entry has another version or pre wants none. An ne already expired
+// at now removes the entry instead. With borrow, a new key may take the shard one past its bound,
 // for a slot that the caller is about to free.
 func (s *Store) put(sh *shard, key string, ne *entry, now int64, pre precondition, borrow bool) error {
 	for {
@@ -625,7 +637,14 @@ func (s *Store) put(sh *shard, key string, ne *entry, now int64, pre preconditio
 		}
 		if pre.check {
 			live := cur != nil && cur.expires.Load() > now
-			if (pre.old == 0 && live) || (pre.old != 0 && (!live || cur.version != pre.old)) {
+			switch {
+			case pre.old == 0:
+				if live {
+					return backend.ErrConflict
+				}
+			case !live:
+				return backend.ErrNotFound
+			case cur.version != pre.old:
 				return backend.ErrConflict
 			}
 		}
@@ -652,62 +671,73 @@ func (s *Store) put(sh *shard, key string, ne *entry, now int64, pre preconditio
 }
 
 // Replace stores e under newKey and removes oldKey, only if the live entry
-// under oldKey has Version old and there is no live entry under newKey;
-// otherwise it changes nothing and returns backend.ErrConflict (old is
-// compared exactly: unlike SetIf, old == 0 means version 0). It takes no
-// lock: it writes newKey only if no live entry is there, then removes
-// oldKey only if the entry it checked is still the one stored, and takes
-// newKey out again (returning backend.ErrConflict) if a writer changed
-// oldKey meanwhile. Readers may find both keys while Replace runs, never
-// neither, and the old key is gone when it returns. As with Set, an
-// e.Expires not after the store's clock stores nothing under newKey (oldKey
-// is still removed). Writing into a full shard evicts an entry or returns
-// backend.ErrFull, as Options.RejectWhenFull says; with ErrFull nothing is
-// changed.
-func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey string, e backend.Entry) error {
+// under oldKey has Version old and there is no live entry under newKey, live
+// judged at the later of now (the caller's clock) and the store's clock.
+// Otherwise it changes nothing and returns backend.ErrNotFound when there is
+// no live entry under oldKey, or backend.ErrConflict when oldKey holds
+// another version or newKey holds a live entry (old is compared exactly:
+// unlike SetIf, old == 0 means version 0). It takes no lock: it writes
+// newKey only if no live entry is there, then removes oldKey only if the
+// entry it checked is still the one stored, and takes newKey out again if a
+// writer changed or removed oldKey meanwhile (returning backend.ErrConflict,
+// or backend.ErrNotFound when oldKey has no live entry left). Readers may
+// find both keys while Replace runs, never neither, and the old key is gone
+// when it returns. As with Set, an e.Expires not after that instant stores
+// nothing under newKey (oldKey is still removed). Writing into a full shard
+// evicts an entry or returns backend.ErrFull, as Options.RejectWhenFull
+// says; with ErrFull nothing is changed.
+func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey string, now time.Time, e backend.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if s.closed.Load() {
 		return backend.ErrClosed
 	}
-	now := s.nowNanos()
-	ne := importEntry(e)
+	at := max(s.nowNanos(), toNanos(now))
 	osh, nsh := s.shard(oldKey), s.shard(newKey)
-	osl, cur, _, ok := osh.live(oldKey, now)
-	if !ok || cur.version != old || oldKey == newKey {
-		return backend.ErrConflict
+	osl, cur, _, ok := osh.live(oldKey, at)
+	switch {
+	case !ok:
+		return backend.ErrNotFound
+	case cur.version != old || oldKey == newKey:
+		return backend.ErrConflict // another version, or newKey (oldKey) is live
 	}
+	ne := importEntry(e)
 	// The new key goes in before the old one goes out: a reader may find
 	// both for the length of this call, never neither.
-	if err := s.put(nsh, newKey, ne, now, ifVersion(0), osh == nsh); err != nil {
+	if err := s.put(nsh, newKey, ne, at, ifVersion(0), osh == nsh); err != nil {
 		return err // ErrConflict (newKey is live) or ErrFull: nothing changed
 	}
 	if !osh.kill(oldKey, osl, cur) {
-		// The old session changed meanwhile: undo.
+		// The old session changed or went meanwhile: undo.
 		nsh.removeIf(newKey, ne)
+		if _, _, _, ok := osh.live(oldKey, at); !ok {
+			return backend.ErrNotFound
+		}
 		return backend.ErrConflict
 	}
 	return nil
 }
 
-// GetTouch returns the live entry under key, as Get does. If its Expires is
-// before ifBefore, it first moves Expires to expires, capped at the entry's
-// Limit, the returned entry shows the new Expires and touched is true. When
-// that leaves Expires where it was (it is already at its Limit, say), nothing
-// is written and touched is false. If the new deadline is not after the
-// store's clock, the entry is removed and GetTouch returns
-// backend.ErrNotFound.
-func (s *Store) GetTouch(ctx context.Context, key string, ifBefore, expires time.Time) (e backend.Entry, touched bool, err error) {
+// GetTouch returns the live entry under key, as Get does, but live judged at
+// the later of now (the caller's clock) and the store's clock: an entry
+// whose Expires is not after either is backend.ErrNotFound and is not
+// touched. If its Expires is before ifBefore, it first moves Expires to
+// expires, capped at the entry's Limit, the returned entry shows the new
+// Expires and touched is true. When that leaves Expires where it was (it is
+// already at its Limit, say), nothing is written and touched is false. If
+// the new deadline is not after that instant, the entry is removed and
+// GetTouch returns backend.ErrNotFound. A zero ifBefore never touches.
+func (s *Store) GetTouch(ctx context.Context, key string, now, ifBefore, expires time.Time) (e backend.Entry, touched bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return backend.Entry{}, false, err
 	}
 	if s.closed.Load() {
 		return backend.Entry{}, false, backend.ErrClosed
 	}
-	now := s.nowNanos()
+	at := max(s.nowNanos(), toNanos(now))
 	sh := s.shard(key)
-	sl, cur, _, ok := sh.live(key, now)
+	sl, cur, _, ok := sh.live(key, at)
 	if !ok {
 		return backend.Entry{}, false, backend.ErrNotFound
 	}
@@ -715,7 +745,7 @@ func (s *Store) GetTouch(ctx context.Context, key string, ifBefore, expires time
 	if before <= 0 {
 		before = 1 // a zero ifBefore never touches
 	}
-	deadline, moved, ok := s.slide(sh, key, sl, cur, before, toNanos(expires), now)
+	deadline, moved, ok := s.slide(sh, key, sl, cur, before, toNanos(expires), at)
 	if !ok {
 		return backend.Entry{}, false, backend.ErrNotFound
 	}

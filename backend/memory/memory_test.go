@@ -124,7 +124,7 @@ func TestInjectedClock(t *testing.T) {
 		t.Fatalf("Get one second before the deadline: %v", err)
 	}
 	// Touch is capped at the Limit, by the fake clock's reckoning.
-	if err := s.Touch(ctx, "k", clock.Now().Add(time.Hour)); err != nil {
+	if err := s.Touch(ctx, "k", clock.Now(), clock.Now().Add(time.Hour)); err != nil {
 		t.Fatalf("Touch: %v", err)
 	}
 	e, err := s.Get(ctx, "k")
@@ -139,19 +139,125 @@ func TestInjectedClock(t *testing.T) {
 	if _, err := s.Get(ctx, "k"); !errors.Is(err, backend.ErrNotFound) {
 		t.Fatalf("Get at the Limit: %v, want ErrNotFound", err)
 	}
-	if err := s.Touch(ctx, "k", clock.Now().Add(time.Hour)); !errors.Is(err, backend.ErrNotFound) {
+	if err := s.Touch(ctx, "k", clock.Now(), clock.Now().Add(time.Hour)); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("Touch of the expired entry: %v, want ErrNotFound", err)
 	}
-	if err := s.SetIf(ctx, "k", 1, entry("zombie", clock.Now().Add(time.Hour))); !errors.Is(err, backend.ErrConflict) {
-		t.Errorf("SetIf of the expired entry: %v, want ErrConflict", err)
+	if err := s.SetIf(ctx, "k", 1, clock.Now(), entry("zombie", clock.Now().Add(time.Hour))); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("SetIf of the expired entry: %v, want ErrNotFound", err)
 	}
-	if _, _, err := s.GetTouch(ctx, "k", clock.Now().Add(time.Hour), clock.Now().Add(time.Hour)); !errors.Is(err, backend.ErrNotFound) {
+	if _, _, err := s.GetTouch(ctx, "k", clock.Now(), clock.Now().Add(time.Hour), clock.Now().Add(time.Hour)); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("GetTouch of the expired entry: %v, want ErrNotFound", err)
 	}
 	// Set with Expires before the fake clock stores nothing.
 	mustSet(t, s, "past", entry("v", clock.Now().Add(-time.Second)))
 	if n := s.Len(); n != 0 {
 		t.Errorf("Len() = %d, want 0", n)
+	}
+}
+
+// setClock is a clock for Options.Now that is set, not advanced.
+type setClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *setClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *setClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// TestBothClocksDecide checks that the operations taking the caller's now
+// treat an entry as missing when either clock, the store's (Options.Now) or
+// the caller's, says its deadline has passed, and that they leave it as it
+// was.
+func TestBothClocksDecide(t *testing.T) {
+	start := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	deadline := start.Add(time.Minute)
+	for _, tc := range []struct {
+		name       string
+		store, now time.Time
+	}{
+		{"store clock past the deadline", deadline, start},
+		{"caller's clock past the deadline", start, deadline},
+		{"caller's clock far past the deadline", start, deadline.Add(time.Hour)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &setClock{t: tc.store}
+			s := newStore(t, memory.Options{Now: clock.Now, SweepInterval: -1})
+			ctx := t.Context()
+			stored := backend.Entry{Value: []byte("v"), Expires: deadline, Limit: start.Add(time.Hour), Version: 4}
+			clock.Set(start)
+			mustSet(t, s, "k", stored)
+			clock.Set(tc.store)
+			later := tc.now.Add(10 * time.Minute)
+			next := backend.Entry{Value: []byte("w"), Expires: later, Version: 5}
+
+			if err := s.Touch(ctx, "k", tc.now, later); !errors.Is(err, backend.ErrNotFound) {
+				t.Errorf("Touch: %v, want ErrNotFound", err)
+			}
+			if _, touched, err := s.GetTouch(ctx, "k", tc.now, later, later); !errors.Is(err, backend.ErrNotFound) || touched {
+				t.Errorf("GetTouch: touched %t, %v; want false, ErrNotFound", touched, err)
+			}
+			if err := s.SetIf(ctx, "k", 4, tc.now, next); !errors.Is(err, backend.ErrNotFound) {
+				t.Errorf("SetIf(old 4): %v, want ErrNotFound", err)
+			}
+			if err := s.Replace(ctx, "k", 4, "k2", tc.now, next); !errors.Is(err, backend.ErrNotFound) {
+				t.Errorf("Replace: %v, want ErrNotFound", err)
+			}
+			if _, err := s.Get(ctx, "k2"); !errors.Is(err, backend.ErrNotFound) {
+				t.Errorf("Get of the new key after a failed Replace: %v, want ErrNotFound", err)
+			}
+			// The entry was neither moved nor rewritten.
+			clock.Set(start)
+			if e, err := s.Get(ctx, "k"); err == nil && (!e.Expires.Equal(deadline) || e.Version != 4) {
+				t.Errorf("entry after the calls: Expires %v version %d, want %v version 4", e.Expires, e.Version, deadline)
+			}
+			clock.Set(tc.store)
+
+			// Creating over it works, and the new entry is what is stored.
+			next.Version = 1
+			if err := s.SetIf(ctx, "k", 0, tc.now, next); err != nil {
+				t.Fatalf("SetIf(old 0) over the ended entry: %v", err)
+			}
+			clock.Set(tc.now)
+			if e, err := s.Get(ctx, "k"); err != nil || string(e.Value) != "w" || e.Version != 1 {
+				t.Errorf("Get after SetIf(old 0) = %q version %d, %v; want \"w\" version 1", e.Value, e.Version, err)
+			}
+		})
+	}
+}
+
+// TestSetIfPastExpiresByCallersClock checks that SetIf and Replace with an
+// Expires not after the caller's now store nothing, even when the store's
+// clock is behind.
+func TestSetIfPastExpiresByCallersClock(t *testing.T) {
+	clock := newFakeClock()
+	s := newStore(t, memory.Options{Now: clock.Now, SweepInterval: -1})
+	ctx := t.Context()
+	now := clock.Now()
+	mustSet(t, s, "k", backend.Entry{Value: []byte("v"), Expires: now.Add(time.Hour), Version: 1})
+	ahead := now.Add(10 * time.Minute)
+	if err := s.SetIf(ctx, "k", 1, ahead, backend.Entry{Value: []byte("w"), Expires: now.Add(5 * time.Minute), Version: 2}); err != nil {
+		t.Fatalf("SetIf: %v", err)
+	}
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Get after SetIf with an Expires before the caller's now: %v, want ErrNotFound", err)
+	}
+	mustSet(t, s, "k", backend.Entry{Value: []byte("v"), Expires: now.Add(time.Hour), Version: 1})
+	if err := s.Replace(ctx, "k", 1, "k2", ahead, backend.Entry{Value: []byte("w"), Expires: now.Add(5 * time.Minute), Version: 2}); err != nil {
+		t.Fatalf("Replace: %v", err)
+	}
+	for _, k := range []string{"k", "k2"} {
+		if _, err := s.Get(ctx, k); !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("Get(%s) after Replace with an Expires before the caller's now: %v, want ErrNotFound", k, err)
+		}
 	}
 }
 
@@ -229,11 +335,11 @@ func TestClosed(t *testing.T) {
 		{"Get missing", func() error { _, err := s.Get(ctx, "missing"); return err }},
 		{"Set", func() error { return s.Set(ctx, "k", entry("w", exp)) }},
 		{"Set past", func() error { return s.Set(ctx, "k", entry("w", time.Time{})) }},
-		{"Touch", func() error { return s.Touch(ctx, "k", exp) }},
+		{"Touch", func() error { return s.Touch(ctx, "k", time.Now(), exp) }},
 		{"Delete", func() error { return s.Delete(ctx, "k") }},
-		{"SetIf", func() error { return s.SetIf(ctx, "k", 1, entry("w", exp)) }},
-		{"Replace", func() error { return s.Replace(ctx, "k", 1, "k2", entry("w", exp)) }},
-		{"GetTouch", func() error { _, _, err := s.GetTouch(ctx, "k", exp, exp); return err }},
+		{"SetIf", func() error { return s.SetIf(ctx, "k", 1, time.Now(), entry("w", exp)) }},
+		{"Replace", func() error { return s.Replace(ctx, "k", 1, "k2", time.Now(), entry("w", exp)) }},
+		{"GetTouch", func() error { _, _, err := s.GetTouch(ctx, "k", time.Now(), exp, exp); return err }},
 	} {
 		if err := tc.call(); !errors.Is(err, backend.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", tc.name, err)
@@ -309,7 +415,7 @@ func TestRejectWhenFull(t *testing.T) {
 	if err := s.Set(ctx, "one too many", entry("v", exp)); !errors.Is(err, backend.ErrFull) {
 		t.Errorf("Set of a new key when full: %v, want ErrFull", err)
 	}
-	if err := s.SetIf(ctx, "one too many", 0, entry("v", exp)); !errors.Is(err, backend.ErrFull) {
+	if err := s.SetIf(ctx, "one too many", 0, time.Now(), entry("v", exp)); !errors.Is(err, backend.ErrFull) {
 		t.Errorf("SetIf of a new key when full: %v, want ErrFull", err)
 	}
 	if _, err := s.Get(ctx, "one too many"); !errors.Is(err, backend.ErrNotFound) {
@@ -319,11 +425,11 @@ func TestRejectWhenFull(t *testing.T) {
 	if err := s.Set(ctx, "key3", entry("new value", exp)); err != nil {
 		t.Errorf("Set of an existing key when full: %v", err)
 	}
-	if err := s.SetIf(ctx, "key4", 1, backend.Entry{Value: []byte("w"), Expires: exp, Version: 2}); err != nil {
+	if err := s.SetIf(ctx, "key4", 1, time.Now(), backend.Entry{Value: []byte("w"), Expires: exp, Version: 2}); err != nil {
 		t.Errorf("SetIf of an existing key when full: %v", err)
 	}
 	// Replace within one shard frees the old key's slot.
-	if err := s.Replace(ctx, "key5", 1, "moved", entry("v", exp)); err != nil {
+	if err := s.Replace(ctx, "key5", 1, "moved", time.Now(), entry("v", exp)); err != nil {
 		t.Errorf("Replace when full: %v", err)
 	}
 	for i := range max {
@@ -414,7 +520,7 @@ func TestEvictionOnEveryWritePath(t *testing.T) {
 			return s.Set(ctx, "new", entry("v", exp))
 		}},
 		{"SetIf", func(ctx context.Context, s *memory.Store) error {
-			return s.SetIf(ctx, "new", 0, entry("v", exp))
+			return s.SetIf(ctx, "new", 0, time.Now(), entry("v", exp))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -466,7 +572,7 @@ func TestReplaceAcrossShardsWhenFull(t *testing.T) {
 			moved, full := 0, 0
 			for i, k := range keys {
 				newK := fmt.Sprint("moved", i)
-				err := s.Replace(ctx, k, 1, newK, entry("moved", exp))
+				err := s.Replace(ctx, k, 1, newK, time.Now(), entry("moved", exp))
 				_, oldErr := s.Get(ctx, k)
 				_, newErr := s.Get(ctx, newK)
 				switch {
@@ -480,7 +586,7 @@ func TestReplaceAcrossShardsWhenFull(t *testing.T) {
 					if oldErr != nil || !errors.Is(newErr, backend.ErrNotFound) {
 						t.Errorf("after rejected Replace(%s, %s): old key %v, new key %v; want nil, ErrNotFound", k, newK, oldErr, newErr)
 					}
-				case !reject && errors.Is(err, backend.ErrConflict):
+				case !reject && errors.Is(err, backend.ErrNotFound):
 					// An earlier move into this key's shard evicted it.
 				default:
 					t.Errorf("Replace(%s, %s): %v", k, newK, err)
@@ -525,7 +631,7 @@ func TestExtremeTimes(t *testing.T) {
 	if e.Expires.Year() < 2262 {
 		t.Errorf("Expires = %v, want a date in or after 2262", e.Expires)
 	}
-	if err := s.Touch(ctx, "far", far); err != nil {
+	if err := s.Touch(ctx, "far", time.Now(), far); err != nil {
 		t.Errorf("Touch to 9999: %v", err)
 	}
 	mustSet(t, s, "ancient", entry("v", time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)))
@@ -1018,17 +1124,17 @@ func TestLenExactUnderChurn(t *testing.T) {
 					err = s.Delete(ctx, k)
 				case 3:
 					if cur, gerr := s.Get(ctx, k); gerr == nil {
-						err = s.SetIf(ctx, k, cur.Version, e)
+						err = s.SetIf(ctx, k, cur.Version, now, e)
 					} else {
-						err = s.SetIf(ctx, k, 0, e)
+						err = s.SetIf(ctx, k, 0, now, e)
 					}
 				case 4:
-					err = s.Touch(ctx, k, now.Add(-time.Second)) // into the past: removes
+					err = s.Touch(ctx, k, now, now.Add(-time.Second)) // into the past: removes
 				case 5:
 					err = s.Set(ctx, k, backend.Entry{Value: e.Value, Expires: now.Add(time.Nanosecond)})
 				case 6:
 					if cur, gerr := s.Get(ctx, k); gerr == nil {
-						err = s.Replace(ctx, k, cur.Version, key(w+r+1), e)
+						err = s.Replace(ctx, k, cur.Version, key(w+r+1), now, e)
 					}
 				}
 				if err != nil && !errors.Is(err, backend.ErrNotFound) && !errors.Is(err, backend.ErrConflict) {

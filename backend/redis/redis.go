@@ -25,6 +25,15 @@
 // past the absolute deadline: Redis forgets an idle or ended session by
 // itself, no sweeper needed.
 //
+// The TTL runs on Redis's clock. The operations that take the caller's now
+// (Touch, SetIf, Replace, GetTouch) also compare e with it, inside their
+// script: a hash whose e is not after now counts as missing even while its
+// TTL keeps it (Touch, GetTouch, SetIf with a version and Replace from it
+// answer backend.ErrNotFound and write nothing; SetIf with version 0 and
+// Replace onto it write over it). So an application clock ahead of Redis's
+// may shorten a session, never extend or revive one. Get, which takes no
+// now, goes by the TTL alone.
+//
 // The owner index (backend.Indexer) is one sorted set per owner, under
 // Prefix + "owner:" + the hex SHA-256 of the owner, whose members are session
 // keys (without Prefix) scored by their absolute deadline in Unix
@@ -47,10 +56,11 @@
 // version, deletes it and writes the new key in one script: no moment has
 // both keys or neither. On a Cluster (and a Ring) the two keys live in
 // different hash slots, which one script cannot touch: Replace then writes
-// the new key first (only if it does not exist), then deletes the old key
-// only if its version is still the one loaded, and removes the new key again
-// if that check fails. For a moment both tokens find the session; never
-// neither.
+// the new key first (only if no live entry is there), then deletes the old
+// key only if its version is still the one loaded, and removes the new key
+// again if that check fails (backend.ErrConflict when the old key holds
+// another version, backend.ErrNotFound when it is gone). For a moment both
+// tokens find the session; never neither.
 package redis
 
 import (
@@ -186,20 +196,32 @@ end
 `
 
 // Scripts. Times are Unix milliseconds; a stored hash always has d, v, e, l.
+//
+// now is the caller's clock (the core's): a hash whose e is not after now
+// counts as missing, even while its TTL, which runs on Redis's clock, keeps
+// it; scripts then write nothing. Writes answer 1 when done (or replayed),
+// 0 on a conflict (another version is live, or a live key is in the way) and
+// -1 when the live entry they need is missing.
 var (
-	// KEYS[1]; ARGV: ifBefore (0: never touch), expires.
-	// Returns false (missing) or {d, v, e, l, touched}.
+	// KEYS[1]; ARGV: now (0: Get, Redis's clock alone), ifBefore (0: never
+	// touch), expires. Returns false (missing) or {d, v, e, l, touched}.
 	getTouchScript = goredis.NewScript(`
 local r = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'l')
 if not r[1] then return false end
 local exp = tonumber(r[3])
+local now = tonumber(ARGV[1])
+if exp <= now then return false end
 local touched = 0
-local ifBefore = tonumber(ARGV[1])
+local ifBefore = tonumber(ARGV[2])
 if ifBefore > 0 and exp < ifBefore then
-	local new = tonumber(ARGV[2])
+	local new = tonumber(ARGV[3])
 	local lim = tonumber(r[4])
 	if lim > 0 and new > lim then new = lim end
 	if new ~= exp then
+		if new <= now then
+			redis.call('DEL', KEYS[1])
+			return false
+		end
 		redis.call('HSET', KEYS[1], 'e', new)
 		redis.call('PEXPIREAT', KEYS[1], new)
 		if redis.call('EXISTS', KEYS[1]) == 0 then return false end
@@ -218,56 +240,85 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 `)
 
-	// KEYS[1]; ARGV: old version (0: must not exist), value, version, expires,
-	// limit, write id. Returns 1 when written, 0 on conflict. Replaying a
-	// write that already landed (its write id is among the last ones stored,
-	// even if other writes followed it) returns 1 and changes nothing.
+	// KEYS[1]; ARGV: old version (0: must not exist), now, value, version,
+	// expires, limit, write id. Returns 1 when written, 0 on conflict (a live
+	// entry of another version, or with old 0 any live entry), -1 when old is
+	// not 0 and no live entry is stored. An expires not after now deletes
+	// the key instead of writing it. Replaying a write that already landed
+	// (its write id is among the last ones stored, even if other writes
+	// followed it) returns 1 and changes nothing.
 	setIfScript = goredis.NewScript(writeIDs + `
-local r = redis.call('HMGET', KEYS[1], 'v', 'w1', 'w2', 'w3', 'w4')
-local w = {r[2], r[3], r[4], r[5]}
-if seen(w, ARGV[6]) then return 1 end
+local r = redis.call('HMGET', KEYS[1], 'v', 'e', 'w1', 'w2', 'w3', 'w4')
+local w = {r[3], r[4], r[5], r[6]}
+if seen(w, ARGV[7]) then return 1 end
+local now = tonumber(ARGV[2])
 local cur = r[1]
+if cur and tonumber(r[2]) <= now then cur = false end
 if ARGV[1] == '0' then
 	if cur then return 0 end
+elseif not cur then
+	return -1
 elseif cur ~= ARGV[1] then
 	return 0
 end
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5], shifted(w, ARGV[6]))
-redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+if tonumber(ARGV[5]) <= now then
+	redis.call('DEL', KEYS[1])
+	return 1
+end
+redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'l', ARGV[6], shifted(w, ARGV[7]))
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
 return 1
 `)
 
-	// KEYS[1]; ARGV: expires. Returns 0 when missing.
+	// KEYS[1]; ARGV: now, expires. Returns 0 when missing (or its e is not
+	// after now). A new deadline not after now deletes the key.
 	touchScript = goredis.NewScript(`
 local r = redis.call('HMGET', KEYS[1], 'e', 'l')
 if not r[1] then return 0 end
-local new = tonumber(ARGV[1])
+local now = tonumber(ARGV[1])
+if tonumber(r[1]) <= now then return 0 end
+local new = tonumber(ARGV[2])
 local lim = tonumber(r[2])
 if lim > 0 and new > lim then new = lim end
+if new <= now then
+	redis.call('DEL', KEYS[1])
+	return 1
+end
 redis.call('HSET', KEYS[1], 'e', new)
 redis.call('PEXPIREAT', KEYS[1], new)
 return 1
 `)
 
-	// KEYS[1]; ARGV: version. Deletes the key only if it holds that version:
-	// returns 1 when deleted, 0 when it holds another, -1 when it is missing.
+	// KEYS[1]; ARGV: version, now. Deletes the key only if it holds that
+	// version, live at now: returns 1 when deleted, 0 when it holds another,
+	// -1 when it is missing (or its e is not after now; then it is left
+	// alone).
 	deleteIfScript = goredis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], 'v')
-if not cur then return -1 end
-if cur ~= ARGV[1] then return 0 end
+local r = redis.call('HMGET', KEYS[1], 'v', 'e')
+if not r[1] or tonumber(r[2]) <= tonumber(ARGV[2]) then return -1 end
+if r[1] ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 `)
 
-	// KEYS: old, new; ARGV: old version, value, version, expires, limit,
-	// write id. Replaying a move that already happened returns 1.
+	// KEYS: old, new; ARGV: old version, now, value, version, expires,
+	// limit, write id. Returns 1 when moved, -1 when the old key has no live
+	// entry, 0 when it holds another version or the new key a live entry.
+	// An expires not after now deletes the old key and writes nothing. A
+	// dead entry under the new key (e not after now) is replaced whole.
+	// Replaying a move that already happened returns 1.
 	replaceScript = goredis.NewScript(writeIDs + `
-if seen(redis.call('HMGET', KEYS[2], 'w1', 'w2', 'w3', 'w4'), ARGV[6]) then return 1 end
-if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[2], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'l', ARGV[5], 'w1', ARGV[6])
-redis.call('PEXPIREAT', KEYS[2], ARGV[4])
+if seen(redis.call('HMGET', KEYS[2], 'w1', 'w2', 'w3', 'w4'), ARGV[7]) then return 1 end
+local now = tonumber(ARGV[2])
+local o = redis.call('HMGET', KEYS[1], 'v', 'e')
+if not o[1] or tonumber(o[2]) <= now then return -1 end
+if o[1] ~= ARGV[1] then return 0 end
+local n = redis.call('HGET', KEYS[2], 'e')
+if n and tonumber(n) > now then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+if tonumber(ARGV[5]) <= now then return 1 end
+redis.call('HSET', KEYS[2], 'd', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'l', ARGV[6], 'w1', ARGV[7])
+redis.call('PEXPIREAT', KEYS[2], ARGV[5])
 return 1
 `)
 
@@ -374,23 +425,26 @@ func retryable(err error) bool {
 	return false
 }
 
-// Get returns the live entry under key, or backend.ErrNotFound.
+// Get returns the live entry under key, or backend.ErrNotFound. Live is
+// judged by Redis's clock alone: the key exists.
 func (s *Store) Get(ctx context.Context, key string) (backend.Entry, error) {
-	e, _, err := s.getTouch(ctx, "get", key, 0, 0)
+	e, _, err := s.getTouch(ctx, "get", key, 0, 0, 0)
 	return e, err
 }
 
 // GetTouch returns the live entry under key and, in the same script, moves
 // its deadline to expires (capped at its Limit) when it is before ifBefore.
-func (s *Store) GetTouch(ctx context.Context, key string, ifBefore, expires time.Time) (backend.Entry, bool, error) {
-	return s.getTouch(ctx, "get", key, ms(ifBefore), ms(expires))
+// An entry whose deadline is not after now (the caller's clock) is
+// backend.ErrNotFound and is left alone, even while Redis keeps it.
+func (s *Store) GetTouch(ctx context.Context, key string, now, ifBefore, expires time.Time) (backend.Entry, bool, error) {
+	return s.getTouch(ctx, "get", key, ms(now), ms(ifBefore), ms(expires))
 }
 
-func (s *Store) getTouch(ctx context.Context, op, key string, ifBefore, expires int64) (backend.Entry, bool, error) {
+func (s *Store) getTouch(ctx context.Context, op, key string, now, ifBefore, expires int64) (backend.Entry, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return backend.Entry{}, false, wrap(op, err)
 	}
-	res, err := getTouchScript.Run(ctx, s.client, []string{s.prefix + key}, ifBefore, expires).Slice()
+	res, err := getTouchScript.Run(ctx, s.client, []string{s.prefix + key}, now, ifBefore, expires).Slice()
 	if errors.Is(err, goredis.Nil) {
 		return backend.Entry{}, false, backend.ErrNotFound
 	}
@@ -457,32 +511,47 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 	return nil
 }
 
-// SetIf stores e under key only if the stored version is old (0: no entry).
-func (s *Store) SetIf(ctx context.Context, key string, old uint64, e backend.Entry) error {
+// SetIf stores e under key only if the live entry's version is old (0: no
+// live entry), live judged by Redis's clock (the key exists) and at now (its
+// deadline is after now). It returns backend.ErrNotFound when old != 0 and
+// there is no live entry, backend.ErrConflict when the live entry has
+// another version (or, with old == 0, exists).
+func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time, e backend.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("set", err)
 	}
-	args := append([]any{strconv.FormatUint(old, 10)}, entryArgs(e)...)
+	args := append([]any{strconv.FormatUint(old, 10), ms(now)}, entryArgs(e)...)
 	n, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
 		return setIfScript.Run(ctx, s.client, []string{s.prefix + key}, args...).Int64()
 	})
 	if err != nil {
 		return wrap("set", err)
 	}
-	if n == 0 {
+	return writeResult(n)
+}
+
+// writeResult maps the answer of a conditional write script to its error.
+func writeResult(n int64) error {
+	switch n {
+	case 1:
+		return nil
+	case 0:
 		return backend.ErrConflict
+	case -1:
+		return backend.ErrNotFound
 	}
-	return nil
+	return fmt.Errorf("sessions: redis: unexpected reply %d from a write script", n)
 }
 
 // Touch moves the deadline of the entry under key to expires, capped at its
-// Limit.
-func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error {
+// Limit. An entry whose deadline is not after now (the caller's clock) is
+// backend.ErrNotFound and is left alone, even while Redis keeps it.
+func (s *Store) Touch(ctx context.Context, key string, now, expires time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("touch", err)
 	}
 	n, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
-		return touchScript.Run(ctx, s.client, []string{s.prefix + key}, ms(expires)).Int64()
+		return touchScript.Run(ctx, s.client, []string{s.prefix + key}, ms(now), ms(expires)).Int64()
 	})
 	if err != nil {
 		return wrap("touch", err)
@@ -508,36 +577,40 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 // Replace moves the entry under oldKey, which must hold version old, to
-// newKey, which must not exist: in one script on a single node or Sentinel,
-// in two steps on a Cluster (see the package documentation).
-func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey string, e backend.Entry) error {
+// newKey, which must hold no live entry, live judged by Redis's clock and at
+// now (the caller's clock): in one script on a single node or Sentinel, in
+// two steps on a Cluster (see the package documentation). It returns
+// backend.ErrNotFound when oldKey has no live entry, backend.ErrConflict
+// when it holds another version or newKey is taken.
+func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey string, now time.Time, e backend.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("replace", err)
 	}
-	oldArg := strconv.FormatUint(old, 10)
+	oldArg, nowArg := strconv.FormatUint(old, 10), ms(now)
 	if s.atomicMove {
-		args := append([]any{oldArg}, entryArgs(e)...)
+		args := append([]any{oldArg, nowArg}, entryArgs(e)...)
 		n, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
 			return replaceScript.Run(ctx, s.client, []string{s.prefix + oldKey, s.prefix + newKey}, args...).Int64()
 		})
 		if err != nil {
 			return wrap("replace", err)
 		}
-		if n == 0 {
-			return backend.ErrConflict
-		}
-		return nil
+		return writeResult(n)
 	}
 	if oldKey == newKey {
+		// A move onto itself: taken if the key is live, else gone.
+		if _, _, err := s.getTouch(ctx, "replace", oldKey, nowArg, 0, 0); err != nil {
+			return err
+		}
 		return backend.ErrConflict
 	}
 	// Cluster: new key first, then the old one, so that the session is never
 	// nowhere.
-	if err := s.SetIf(ctx, newKey, 0, e); err != nil {
+	if err := s.SetIf(ctx, newKey, 0, now, e); err != nil {
 		return err
 	}
 	n, replayed, err := s.write(ctx, func(ctx context.Context) (int64, error) {
-		return deleteIfScript.Run(ctx, s.client, []string{s.prefix + oldKey}, oldArg).Int64()
+		return deleteIfScript.Run(ctx, s.client, []string{s.prefix + oldKey}, oldArg, nowArg).Int64()
 	})
 	if err != nil {
 		// Unknown whether the old key is gone: keep the new one, so that
@@ -547,11 +620,12 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	if n == 1 || (n == -1 && replayed) {
 		return nil // deleted now, or by the try whose answer was lost
 	}
-	// The old session changed or vanished: undo.
+	// The old session vanished (-1) or changed (0): undo.
+	cause := writeResult(n)
 	if err := s.client.Del(ctx, s.prefix+newKey).Err(); err != nil {
-		return wrap("replace", fmt.Errorf("%w (and removing the new key failed: %w)", backend.ErrConflict, err))
+		return wrap("replace", fmt.Errorf("%w (and removing the new key failed: %w)", cause, err))
 	}
-	return backend.ErrConflict
+	return cause
 }
 
 // ownerKey returns the Redis key of owner's set: owners may hold any bytes,

@@ -557,7 +557,7 @@ func TestWriteWithLostReplyIsResolved(t *testing.T) {
 	proxy, _, st := newLossyStore(t, srv, 0)
 	ctx := t.Context()
 	e := backend.Entry{Value: []byte("v1"), Expires: time.Now().Add(time.Minute), Version: 1}
-	if err := st.SetIf(ctx, "k", 0, e); err != nil {
+	if err := st.SetIf(ctx, "k", 0, time.Now(), e); err != nil {
 		t.Fatal(err)
 	}
 
@@ -567,7 +567,7 @@ func TestWriteWithLostReplyIsResolved(t *testing.T) {
 		check func(t *testing.T)
 	}{
 		{"SetIf", func() error {
-			return st.SetIf(ctx, "k", 1, backend.Entry{Value: []byte("v2"), Expires: time.Now().Add(time.Minute), Version: 2})
+			return st.SetIf(ctx, "k", 1, time.Now(), backend.Entry{Value: []byte("v2"), Expires: time.Now().Add(time.Minute), Version: 2})
 		}, func(t *testing.T) {
 			got, err := st.Get(ctx, "k")
 			if err != nil || string(got.Value) != "v2" || got.Version != 2 {
@@ -575,7 +575,7 @@ func TestWriteWithLostReplyIsResolved(t *testing.T) {
 			}
 		}},
 		{"Replace", func() error {
-			return st.Replace(ctx, "k", 2, "k2", backend.Entry{Value: []byte("v3"), Expires: time.Now().Add(time.Minute), Version: 3})
+			return st.Replace(ctx, "k", 2, "k2", time.Now(), backend.Entry{Value: []byte("v3"), Expires: time.Now().Add(time.Minute), Version: 3})
 		}, func(t *testing.T) {
 			if _, err := st.Get(ctx, "k"); !errors.Is(err, backend.ErrNotFound) {
 				t.Fatalf("old key after the replayed Replace: %v", err)
@@ -599,7 +599,7 @@ func TestWriteWithLostReplyIsResolved(t *testing.T) {
 	}
 
 	// A different writer of the same version is not mistaken for a replay.
-	if err := st.SetIf(ctx, "k2", 2, backend.Entry{Value: []byte("v3"), Expires: time.Now().Add(time.Minute), Version: 3}); !errors.Is(err, backend.ErrConflict) {
+	if err := st.SetIf(ctx, "k2", 2, time.Now(), backend.Entry{Value: []byte("v3"), Expires: time.Now().Add(time.Minute), Version: 3}); !errors.Is(err, backend.ErrConflict) {
 		t.Fatalf("another writer's SetIf from a stale version: %v, want ErrConflict", err)
 	}
 }
@@ -762,21 +762,115 @@ func TestWriteWithLostReplyThenAnotherWriterIsResolved(t *testing.T) {
 	direct := newStore(t, srv.Client()) // same prefix: the same keys
 	ctx := t.Context()
 	exp := time.Now().Add(time.Minute)
-	if err := st.SetIf(ctx, "k", 0, backend.Entry{Value: []byte("v1"), Expires: exp, Version: 1}); err != nil {
+	if err := st.SetIf(ctx, "k", 0, time.Now(), backend.Entry{Value: []byte("v1"), Expires: exp, Version: 1}); err != nil {
 		t.Fatal(err)
 	}
 	// The write lands, its reply is lost, and before the store tries again
 	// another writer builds on it. The replay must still report success.
 	proxy.armed.Store(true)
 	proxy.onDrop = func() {
-		if err := direct.SetIf(ctx, "k", 2, backend.Entry{Value: []byte("v3"), Expires: exp, Version: 3}); err != nil {
+		if err := direct.SetIf(ctx, "k", 2, time.Now(), backend.Entry{Value: []byte("v3"), Expires: exp, Version: 3}); err != nil {
 			t.Errorf("the other writer: %v", err)
 		}
 	}
-	if err := st.SetIf(ctx, "k", 1, backend.Entry{Value: []byte("v2"), Expires: exp, Version: 2}); err != nil {
+	if err := st.SetIf(ctx, "k", 1, time.Now(), backend.Entry{Value: []byte("v2"), Expires: exp, Version: 2}); err != nil {
 		t.Fatalf("a write that landed, then was built on, was reported as %v", err)
 	}
 	if got, _ := st.Get(ctx, "k"); string(got.Value) != "v3" || got.Version != 3 {
 		t.Fatalf("stored %+v, want the other writer's v3", got)
+	}
+}
+
+// TestCallersClockAheadWritesNothing checks that an entry whose deadline has
+// passed by the caller's clock, though not by Redis's, is answered as missing
+// by every operation that takes now, and that none of them writes anything:
+// neither the hash nor its TTL changes.
+func TestCallersClockAheadWritesNothing(t *testing.T) {
+	needBinaries(t)
+	srv := redistest.StartServer(t)
+	client := srv.Client()
+	st := newStore(t, client)
+	ctx := t.Context()
+	start := time.Now()
+	e := backend.Entry{Value: []byte("v"), Expires: start.Add(time.Hour), Limit: start.Add(2 * time.Hour), Version: 3}
+	if err := st.Set(ctx, "k", e); err != nil {
+		t.Fatal(err)
+	}
+	key := prefix(t) + "k"
+	before, err := client.HGetAll(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl, err := client.PExpireTime(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := start.Add(90 * time.Minute) // the caller's clock: past e.Expires
+	next := backend.Entry{Value: []byte("w"), Expires: now.Add(time.Hour), Version: 4}
+	dirty := redistest.Dirty(t, client)
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"Touch", func() error { return st.Touch(ctx, "k", now, now.Add(10*time.Minute)) }},
+		{"GetTouch", func() error {
+			_, _, err := st.GetTouch(ctx, "k", now, now.Add(time.Hour), now.Add(10*time.Minute))
+			return err
+		}},
+		{"SetIf", func() error { return st.SetIf(ctx, "k", 3, now, next) }},
+		{"Replace", func() error { return st.Replace(ctx, "k", 3, "k2", now, next) }},
+	} {
+		if err := c.call(); !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("%s with the caller's clock past the deadline: %v, want ErrNotFound", c.name, err)
+		}
+	}
+	if d := redistest.Dirty(t, client); d != dirty {
+		t.Errorf("Redis applied %d writes, want none", d-dirty)
+	}
+	after, err := client.HGetAll(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("hash after the calls = %v, want %v", after, before)
+	}
+	if ttl2, err := client.PExpireTime(ctx, key).Result(); err != nil || ttl2 != ttl {
+		t.Errorf("PEXPIRETIME after the calls = %v, %v; want %v", ttl2, err, ttl)
+	}
+	if n, err := client.Exists(ctx, prefix(t)+"k2").Result(); err != nil || n != 0 {
+		t.Errorf("new key of the Replace: EXISTS = %d, %v; want 0", n, err)
+	}
+}
+
+// TestWritesEndedByCallersClockStoreNothing checks that a deadline not after
+// the caller's now removes the key, though Redis's clock is behind: a Touch
+// into the past, and a SetIf or Replace of an entry that has already ended.
+func TestWritesEndedByCallersClockStoreNothing(t *testing.T) {
+	client, _ := redistest.Single(t)
+	st := newStore(t, client)
+	ctx := t.Context()
+	start := time.Now()
+	now := start.Add(10 * time.Minute)
+	ended := backend.Entry{Value: []byte("w"), Expires: start.Add(5 * time.Minute), Version: 2} // live by Redis's clock only
+	for _, c := range []struct {
+		name string
+		call func() error
+		gone []string
+	}{
+		{"Touch", func() error { return st.Touch(ctx, "k", now, start.Add(5*time.Minute)) }, []string{"k"}},
+		{"SetIf", func() error { return st.SetIf(ctx, "k", 1, now, ended) }, []string{"k"}},
+		{"Replace", func() error { return st.Replace(ctx, "k", 1, "k2", now, ended) }, []string{"k", "k2"}},
+	} {
+		if err := st.Set(ctx, "k", backend.Entry{Value: []byte("v"), Expires: start.Add(time.Hour), Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.call(); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		for _, k := range c.gone {
+			if n, err := client.Exists(ctx, prefix(t)+k).Result(); err != nil || n != 0 {
+				t.Errorf("after %s with a deadline before the caller's now: EXISTS %s = %d, %v; want 0", c.name, k, n, err)
+			}
+		}
 	}
 }

@@ -36,6 +36,19 @@
 // could be made, the case is skipped as inconclusive rather than failed.
 // Deadlines are compared at millisecond precision, the precision of Redis's
 // PXAT.
+//
+// The methods that take the core's now (Touch, SetIf, Replace, GetTouch) get
+// the real time, so that the store's clock and the core's agree, except in
+// the CoreClockAhead cases: there the core's clock runs 90 minutes ahead of
+// the real time, past the deadline of an entry that the store's clock still
+// finds live, and the store must treat that entry as missing (ErrNotFound
+// from Touch, GetTouch, SetIf with old != 0 and Replace, which write nothing;
+// SetIf with old 0 and Replace may write over it).
+//
+// Conditional writes tell a session that is gone from one that changed:
+// SetIf with old != 0 and Replace return ErrNotFound when no live entry is
+// stored under the (old) key, and ErrConflict only when a live entry holds
+// another version, or is in the way of a create or a move.
 package storetest
 
 import (
@@ -131,15 +144,16 @@ var cases = []struct {
 	{"SetIfCreateExisting", "SetIf with old 0 on a live key returns ErrConflict and changes nothing.", testSetIfCreateExisting},
 	{"SetIfMatch", "SetIf with the stored version replaces the entry.", testSetIfMatch},
 	{"SetIfMismatch", "SetIf with another version returns ErrConflict and changes nothing.", testSetIfMismatch},
-	{"SetIfAfterDelete", "Once a key is deleted, SetIf with its old version returns ErrConflict and does not bring it back.", testSetIfAfterDelete},
-	{"SetIfAfterExpiry", "Once a key has expired, SetIf with its old version returns ErrConflict and does not bring it back; SetIf with old 0 creates it.", testSetIfAfterExpiry},
+	{"SetIfMissing", "SetIf with old != 0 on a key never written returns ErrNotFound and stores nothing.", testSetIfMissing},
+	{"SetIfAfterDelete", "Once a key is deleted, SetIf with its old version returns ErrNotFound (gone, not changed) and does not bring it back.", testSetIfAfterDelete},
+	{"SetIfAfterExpiry", "Once a key has expired, SetIf with its old version returns ErrNotFound (gone, not changed) and does not bring it back; SetIf with old 0 creates it.", testSetIfAfterExpiry},
 	{"SetIfPastExpires", "SetIf with the stored version and an Expires in the past removes the entry, as Set does.", testSetIfPastExpires},
 	{"SetIfConcurrent", "Of several concurrent SetIf calls from the same version, exactly one succeeds; the others return ErrConflict.", testSetIfConcurrent},
 
 	// Replacer.
 	{"ReplaceMoves", "Replace stores the new entry under the new key and removes the old key.", testReplaceMoves},
 	{"ReplaceWrongVersion", "Replace with a version other than the old key's returns ErrConflict and changes nothing.", testReplaceWrongVersion},
-	{"ReplaceMissingOld", "Replace of a missing old key returns ErrConflict and does not create the new key.", testReplaceMissingOld},
+	{"ReplaceMissingOld", "Replace of a missing old key (never written, or deleted) returns ErrNotFound and does not create the new key.", testReplaceMissingOld},
 	{"ReplaceExistingNew", "Replace onto a live new key returns ErrConflict and changes neither key.", testReplaceExistingNew},
 	{"ReplaceOverExpired", "An expired entry under the new key does not stop Replace.", testReplaceOverExpired},
 
@@ -148,6 +162,15 @@ var cases = []struct {
 	{"GetTouchDue", "GetTouch of an entry whose Expires is before ifBefore moves Expires and reports touched; the returned entry and a later Get show the new Expires.", testGetTouchDue},
 	{"GetTouchCappedAtLimit", "GetTouch never moves Expires past Limit, and does not write (touched false) an entry already at its Limit.", testGetTouchCappedAtLimit},
 	{"GetTouchNotDue", "GetTouch of an entry whose Expires is not before ifBefore returns it unchanged with touched false.", testGetTouchNotDue},
+
+	// The core's clock ahead of the store's: an entry whose Expires is not
+	// after the now passed in is missing, whatever the store's clock says.
+	{"CoreClockAheadTouch", "Touch with a now past the entry's Expires (the core's clock ahead of the store's) returns ErrNotFound and does not move Expires.", testCoreClockAheadTouch},
+	{"CoreClockAheadGetTouch", "GetTouch with a now past the entry's Expires returns ErrNotFound, touched false, and does not move Expires.", testCoreClockAheadGetTouch},
+	{"CoreClockAheadSetIf", "SetIf with the stored version and a now past the entry's Expires returns ErrNotFound and stores nothing.", testCoreClockAheadSetIf},
+	{"CoreClockAheadSetIfCreate", "SetIf with old 0 and a now past the entry's Expires stores the new entry over the one ended by that now.", testCoreClockAheadSetIfCreate},
+	{"CoreClockAheadReplace", "Replace from a key whose Expires is before now returns ErrNotFound and leaves the new key empty.", testCoreClockAheadReplace},
+	{"CoreClockAheadReplaceOverNew", "Replace onto a new key whose entry's Expires is before now (but not before the store's clock) succeeds.", testCoreClockAheadReplaceOverNew},
 
 	// Indexer.
 	{"OwnedAfterAdd", "After AddOwned, Owned of that owner lists the key.", testOwnedAfterAdd},
@@ -288,7 +311,7 @@ func testTouchExtends(t *testing.T, s backend.Store) {
 	first := time.Now().Add(short)
 	mustSet(t, s, key, backend.Entry{Value: []byte("touched"), Expires: first, Version: 5})
 	later := time.Now().Add(10 * short)
-	err := s.Touch(t.Context(), key, later)
+	err := s.Touch(t.Context(), key, time.Now(), later)
 	inconclusiveIfLate(t, err, first)
 	if err != nil {
 		t.Fatalf("Touch: %v", err)
@@ -310,7 +333,7 @@ func testTouchCappedAtLimit(t *testing.T, s backend.Store) {
 
 	// Below the Limit, Touch moves Expires where asked.
 	within := limit.Add(-short / 2)
-	err := s.Touch(t.Context(), key, within)
+	err := s.Touch(t.Context(), key, time.Now(), within)
 	inconclusiveIfLate(t, err, first)
 	if err != nil {
 		t.Fatalf("Touch below Limit: %v", err)
@@ -323,7 +346,7 @@ func testTouchCappedAtLimit(t *testing.T, s backend.Store) {
 	checkEntry(t, "after Touch below Limit", got, backend.Entry{Value: []byte("limited"), Expires: within, Limit: limit, Version: 2})
 
 	// Past the Limit, Touch stops at the Limit.
-	err = s.Touch(t.Context(), key, time.Now().Add(long))
+	err = s.Touch(t.Context(), key, time.Now(), time.Now().Add(long))
 	inconclusiveIfLate(t, err, within)
 	if err != nil {
 		t.Fatalf("Touch past Limit: %v", err)
@@ -339,7 +362,7 @@ func testTouchCappedAtLimit(t *testing.T, s backend.Store) {
 
 func testTouchMissing(t *testing.T, s backend.Store) {
 	key := newKey(t)
-	if err := s.Touch(t.Context(), key, time.Now().Add(long)); !errors.Is(err, backend.ErrNotFound) {
+	if err := s.Touch(t.Context(), key, time.Now(), time.Now().Add(long)); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("Touch(missing) error = %v, want ErrNotFound", err)
 	}
 	wantNotFound(t, s, key, "after Touch of a missing key")
@@ -355,7 +378,7 @@ func testTouchPastRemoves(t *testing.T, s backend.Store) {
 	} {
 		key := newKey(t)
 		mustSet(t, s, key, backend.Entry{Value: []byte("v"), Expires: time.Now().Add(long), Version: 1})
-		if err := s.Touch(t.Context(), key, tc.expires); err != nil {
+		if err := s.Touch(t.Context(), key, time.Now(), tc.expires); err != nil {
 			t.Errorf("Touch(%s expires) error = %v, want nil", tc.name, err)
 		}
 		wantNotFound(t, s, key, "after Touch with "+tc.name+" expires")
@@ -458,7 +481,7 @@ func testConcurrent(t *testing.T, s backend.Store) {
 						t.Errorf("goroutine %d op %d: Get of own key = %q, %v; want %q", g, i, e.Value, err, last)
 					}
 				case 2:
-					err := s.Touch(ctx, key, exp)
+					err := s.Touch(ctx, key, time.Now(), exp)
 					if last == nil && !errors.Is(err, backend.ErrNotFound) || last != nil && err != nil {
 						t.Errorf("goroutine %d op %d: Touch of own key (present: %t): %v", g, i, last != nil, err)
 					}
@@ -470,7 +493,7 @@ func testConcurrent(t *testing.T, s backend.Store) {
 						_, err := s.Get(ctx, sk)
 						okOrNotFound(g, i, "Get", err)
 					case 2:
-						okOrNotFound(g, i, "Touch", s.Touch(ctx, sk, exp))
+						okOrNotFound(g, i, "Touch", s.Touch(ctx, sk, time.Now(), exp))
 					case 3:
 						okOrNotFound(g, i, "Delete", s.Delete(ctx, sk))
 					}
@@ -514,18 +537,18 @@ func testContextCanceled(t *testing.T, s backend.Store) {
 	calls := []call{
 		{"Get", func() error { _, err := s.Get(ctx, key); return err }},
 		{"Set", func() error { return s.Set(ctx, key, other) }},
-		{"Touch", func() error { return s.Touch(ctx, key, time.Now().Add(2*long)) }},
+		{"Touch", func() error { return s.Touch(ctx, key, time.Now(), time.Now().Add(2*long)) }},
 		{"Delete", func() error { return s.Delete(ctx, key) }},
 	}
 	if c, ok := s.(backend.Conditional); ok {
-		calls = append(calls, call{"SetIf", func() error { return c.SetIf(ctx, key, 4, other) }})
+		calls = append(calls, call{"SetIf", func() error { return c.SetIf(ctx, key, 4, time.Now(), other) }})
 	}
 	if r, ok := s.(backend.Replacer); ok {
-		calls = append(calls, call{"Replace", func() error { return r.Replace(ctx, key, 4, newK, other) }})
+		calls = append(calls, call{"Replace", func() error { return r.Replace(ctx, key, 4, newK, time.Now(), other) }})
 	}
 	if g, ok := s.(backend.GetToucher); ok {
 		calls = append(calls, call{"GetTouch", func() error {
-			_, _, err := g.GetTouch(ctx, key, time.Now().Add(3*long), time.Now().Add(4*long))
+			_, _, err := g.GetTouch(ctx, key, time.Now(), time.Now().Add(3*long), time.Now().Add(4*long))
 			return err
 		}})
 	}
@@ -544,7 +567,7 @@ func testSetIfCreate(t *testing.T, s backend.Store) {
 	c := conditional(t, s)
 	key := newKey(t)
 	want := backend.Entry{Value: []byte("created"), Expires: time.Now().Add(long), Version: 1}
-	if err := c.SetIf(t.Context(), key, 0, want); err != nil {
+	if err := c.SetIf(t.Context(), key, 0, time.Now(), want); err != nil {
 		t.Fatalf("SetIf(old 0) on a missing key: %v", err)
 	}
 	checkEntry(t, "after SetIf(old 0)", mustGet(t, s, key), want)
@@ -555,7 +578,7 @@ func testSetIfCreateExisting(t *testing.T, s backend.Store) {
 	key := newKey(t)
 	want := backend.Entry{Value: []byte("existing"), Expires: time.Now().Add(long), Version: 1}
 	mustSet(t, s, key, want)
-	err := c.SetIf(t.Context(), key, 0, backend.Entry{Value: []byte("intruder"), Expires: time.Now().Add(2 * long), Version: 1})
+	err := c.SetIf(t.Context(), key, 0, time.Now(), backend.Entry{Value: []byte("intruder"), Expires: time.Now().Add(2 * long), Version: 1})
 	if !errors.Is(err, backend.ErrConflict) {
 		t.Errorf("SetIf(old 0) on a live key: error = %v, want ErrConflict", err)
 	}
@@ -567,12 +590,12 @@ func testSetIfMatch(t *testing.T, s backend.Store) {
 	key := newKey(t)
 	mustSet(t, s, key, backend.Entry{Value: []byte("v1"), Expires: time.Now().Add(long), Version: 1})
 	want := backend.Entry{Value: []byte("v2"), Expires: time.Now().Add(2 * long), Limit: time.Now().Add(3 * long), Version: 2}
-	if err := c.SetIf(t.Context(), key, 1, want); err != nil {
+	if err := c.SetIf(t.Context(), key, 1, time.Now(), want); err != nil {
 		t.Fatalf("SetIf with the stored version: %v", err)
 	}
 	checkEntry(t, "after SetIf", mustGet(t, s, key), want)
 	want3 := backend.Entry{Value: []byte("v3"), Expires: time.Now().Add(long), Version: 3}
-	if err := c.SetIf(t.Context(), key, 2, want3); err != nil {
+	if err := c.SetIf(t.Context(), key, 2, time.Now(), want3); err != nil {
 		t.Fatalf("second SetIf with the stored version: %v", err)
 	}
 	checkEntry(t, "after second SetIf", mustGet(t, s, key), want3)
@@ -584,12 +607,24 @@ func testSetIfMismatch(t *testing.T, s backend.Store) {
 	want := backend.Entry{Value: []byte("v5"), Expires: time.Now().Add(long), Version: 5}
 	mustSet(t, s, key, want)
 	for _, old := range []uint64{4, 6, 1, math.MaxUint64} {
-		err := c.SetIf(t.Context(), key, old, backend.Entry{Value: []byte("stale"), Expires: time.Now().Add(2 * long), Version: old + 1})
+		err := c.SetIf(t.Context(), key, old, time.Now(), backend.Entry{Value: []byte("stale"), Expires: time.Now().Add(2 * long), Version: old + 1})
 		if !errors.Is(err, backend.ErrConflict) {
 			t.Errorf("SetIf(old %d) on version 5: error = %v, want ErrConflict", old, err)
 		}
 	}
 	checkEntry(t, "after conflicting SetIfs", mustGet(t, s, key), want)
+}
+
+func testSetIfMissing(t *testing.T, s backend.Store) {
+	c := conditional(t, s)
+	key := newKey(t)
+	for _, old := range []uint64{1, 7, math.MaxUint64} {
+		err := c.SetIf(t.Context(), key, old, time.Now(), backend.Entry{Value: []byte("ghost"), Expires: time.Now().Add(long), Version: old + 1})
+		if !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("SetIf(old %d) on a key never written: error = %v, want ErrNotFound", old, err)
+		}
+	}
+	wantNotFound(t, s, key, "after SetIf(old != 0) on a key never written")
 }
 
 func testSetIfAfterDelete(t *testing.T, s backend.Store) {
@@ -599,9 +634,9 @@ func testSetIfAfterDelete(t *testing.T, s backend.Store) {
 	if err := s.Delete(t.Context(), key); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	err := c.SetIf(t.Context(), key, 1, backend.Entry{Value: []byte("zombie"), Expires: time.Now().Add(long), Version: 2})
-	if !errors.Is(err, backend.ErrConflict) {
-		t.Errorf("SetIf(old 1) after Delete: error = %v, want ErrConflict", err)
+	err := c.SetIf(t.Context(), key, 1, time.Now(), backend.Entry{Value: []byte("zombie"), Expires: time.Now().Add(long), Version: 2})
+	if !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("SetIf(old 1) after Delete: error = %v, want ErrNotFound", err)
 	}
 	wantNotFound(t, s, key, "after SetIf on a deleted key")
 }
@@ -612,14 +647,14 @@ func testSetIfAfterExpiry(t *testing.T, s backend.Store) {
 	deadline := time.Now().Add(short)
 	mustSet(t, s, key, backend.Entry{Value: []byte("v1"), Expires: deadline, Version: 1})
 	waitGone(t, s, key, deadline)
-	err := c.SetIf(t.Context(), key, 1, backend.Entry{Value: []byte("zombie"), Expires: time.Now().Add(long), Version: 2})
-	if !errors.Is(err, backend.ErrConflict) {
-		t.Errorf("SetIf(old 1) after expiry: error = %v, want ErrConflict", err)
+	err := c.SetIf(t.Context(), key, 1, time.Now(), backend.Entry{Value: []byte("zombie"), Expires: time.Now().Add(long), Version: 2})
+	if !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("SetIf(old 1) after expiry: error = %v, want ErrNotFound", err)
 	}
 	wantNotFound(t, s, key, "after SetIf(old 1) on an expired key")
 
 	want := backend.Entry{Value: []byte("fresh"), Expires: time.Now().Add(long), Version: 1}
-	if err := c.SetIf(t.Context(), key, 0, want); err != nil {
+	if err := c.SetIf(t.Context(), key, 0, time.Now(), want); err != nil {
 		t.Fatalf("SetIf(old 0) on an expired key: %v", err)
 	}
 	checkEntry(t, "after SetIf(old 0) on an expired key", mustGet(t, s, key), want)
@@ -631,11 +666,11 @@ func testSetIfPastExpires(t *testing.T, s backend.Store) {
 	want := backend.Entry{Value: []byte("v1"), Expires: time.Now().Add(long), Version: 1}
 	mustSet(t, s, key, want)
 	past := backend.Entry{Value: []byte("v2"), Expires: time.Now().Add(-time.Second), Version: 2}
-	if err := c.SetIf(t.Context(), key, 9, past); !errors.Is(err, backend.ErrConflict) {
+	if err := c.SetIf(t.Context(), key, 9, time.Now(), past); !errors.Is(err, backend.ErrConflict) {
 		t.Errorf("SetIf(old 9, past Expires) on version 1: error = %v, want ErrConflict", err)
 	}
 	checkEntry(t, "after conflicting SetIf with past Expires", mustGet(t, s, key), want)
-	if err := c.SetIf(t.Context(), key, 1, past); err != nil {
+	if err := c.SetIf(t.Context(), key, 1, time.Now(), past); err != nil {
 		t.Errorf("SetIf(old 1, past Expires) on version 1: %v", err)
 	}
 	wantNotFound(t, s, key, "after SetIf with past Expires")
@@ -657,7 +692,7 @@ func testSetIfConcurrent(t *testing.T, s backend.Store) {
 	for g := range racers {
 		wg.Go(func() {
 			<-start
-			err := c.SetIf(t.Context(), key, 1, backend.Entry{Value: fmt.Appendf(nil, "racer %d", g), Expires: time.Now().Add(long), Version: 2})
+			err := c.SetIf(t.Context(), key, 1, time.Now(), backend.Entry{Value: fmt.Appendf(nil, "racer %d", g), Expires: time.Now().Add(long), Version: 2})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -689,7 +724,7 @@ func testReplaceMoves(t *testing.T, s backend.Store) {
 	oldKey, newK := newKey(t), newKey(t)
 	mustSet(t, s, oldKey, backend.Entry{Value: []byte("before"), Expires: time.Now().Add(long), Version: 3})
 	want := backend.Entry{Value: []byte("after"), Expires: time.Now().Add(2 * long), Limit: time.Now().Add(3 * long), Version: 4}
-	if err := r.Replace(t.Context(), oldKey, 3, newK, want); err != nil {
+	if err := r.Replace(t.Context(), oldKey, 3, newK, time.Now(), want); err != nil {
 		t.Fatalf("Replace: %v", err)
 	}
 	checkEntry(t, "new key after Replace", mustGet(t, s, newK), want)
@@ -702,7 +737,7 @@ func testReplaceWrongVersion(t *testing.T, s backend.Store) {
 	want := backend.Entry{Value: []byte("before"), Expires: time.Now().Add(long), Version: 3}
 	mustSet(t, s, oldKey, want)
 	for _, old := range []uint64{2, 4} {
-		err := r.Replace(t.Context(), oldKey, old, newK, backend.Entry{Value: []byte("after"), Expires: time.Now().Add(long), Version: old + 1})
+		err := r.Replace(t.Context(), oldKey, old, newK, time.Now(), backend.Entry{Value: []byte("after"), Expires: time.Now().Add(long), Version: old + 1})
 		if !errors.Is(err, backend.ErrConflict) {
 			t.Errorf("Replace(old %d) of version 3: error = %v, want ErrConflict", old, err)
 		}
@@ -714,12 +749,24 @@ func testReplaceWrongVersion(t *testing.T, s backend.Store) {
 func testReplaceMissingOld(t *testing.T, s backend.Store) {
 	r := replacer(t, s)
 	oldKey, newK := newKey(t), newKey(t)
-	err := r.Replace(t.Context(), oldKey, 1, newK, backend.Entry{Value: []byte("after"), Expires: time.Now().Add(long), Version: 2})
-	if !errors.Is(err, backend.ErrConflict) {
-		t.Errorf("Replace of a missing old key: error = %v, want ErrConflict", err)
+	err := r.Replace(t.Context(), oldKey, 1, newK, time.Now(), backend.Entry{Value: []byte("after"), Expires: time.Now().Add(long), Version: 2})
+	if !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Replace of a missing old key: error = %v, want ErrNotFound", err)
 	}
 	wantNotFound(t, s, newK, "new key after Replace of a missing old key")
 	wantNotFound(t, s, oldKey, "old key after Replace of a missing old key")
+
+	// Deleted: gone, not changed.
+	mustSet(t, s, oldKey, backend.Entry{Value: []byte("before"), Expires: time.Now().Add(long), Version: 1})
+	if err := s.Delete(t.Context(), oldKey); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	err = r.Replace(t.Context(), oldKey, 1, newK, time.Now(), backend.Entry{Value: []byte("after"), Expires: time.Now().Add(long), Version: 2})
+	if !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Replace of a deleted old key: error = %v, want ErrNotFound", err)
+	}
+	wantNotFound(t, s, newK, "new key after Replace of a deleted old key")
+	wantNotFound(t, s, oldKey, "old key after Replace of a deleted old key")
 }
 
 func testReplaceExistingNew(t *testing.T, s backend.Store) {
@@ -729,7 +776,7 @@ func testReplaceExistingNew(t *testing.T, s backend.Store) {
 	wantNew := backend.Entry{Value: []byte("squatter"), Expires: time.Now().Add(long), Version: 9}
 	mustSet(t, s, oldKey, wantOld)
 	mustSet(t, s, newK, wantNew)
-	err := r.Replace(t.Context(), oldKey, 3, newK, backend.Entry{Value: []byte("after"), Expires: time.Now().Add(2 * long), Version: 4})
+	err := r.Replace(t.Context(), oldKey, 3, newK, time.Now(), backend.Entry{Value: []byte("after"), Expires: time.Now().Add(2 * long), Version: 4})
 	if !errors.Is(err, backend.ErrConflict) {
 		t.Errorf("Replace onto a live new key: error = %v, want ErrConflict", err)
 	}
@@ -737,7 +784,7 @@ func testReplaceExistingNew(t *testing.T, s backend.Store) {
 	checkEntry(t, "new key after conflicting Replace", mustGet(t, s, newK), wantNew)
 
 	// The degenerate move onto itself conflicts too: the key is live.
-	err = r.Replace(t.Context(), oldKey, 3, oldKey, backend.Entry{Value: []byte("self"), Expires: time.Now().Add(2 * long), Version: 4})
+	err = r.Replace(t.Context(), oldKey, 3, oldKey, time.Now(), backend.Entry{Value: []byte("self"), Expires: time.Now().Add(2 * long), Version: 4})
 	if !errors.Is(err, backend.ErrConflict) {
 		t.Errorf("Replace of a key onto itself: error = %v, want ErrConflict", err)
 	}
@@ -752,7 +799,7 @@ func testReplaceOverExpired(t *testing.T, s backend.Store) {
 	mustSet(t, s, oldKey, backend.Entry{Value: []byte("old"), Expires: time.Now().Add(long), Version: 3})
 	waitGone(t, s, newK, deadline)
 	want := backend.Entry{Value: []byte("after"), Expires: time.Now().Add(long), Version: 4}
-	if err := r.Replace(t.Context(), oldKey, 3, newK, want); err != nil {
+	if err := r.Replace(t.Context(), oldKey, 3, newK, time.Now(), want); err != nil {
 		t.Fatalf("Replace onto an expired new key: %v", err)
 	}
 	checkEntry(t, "new key after Replace", mustGet(t, s, newK), want)
@@ -765,7 +812,7 @@ func testGetTouchMissing(t *testing.T, s backend.Store) {
 	g := getToucher(t, s)
 	key := newKey(t)
 	now := time.Now()
-	if _, touched, err := g.GetTouch(t.Context(), key, now.Add(long), now.Add(2*long)); !errors.Is(err, backend.ErrNotFound) || touched {
+	if _, touched, err := g.GetTouch(t.Context(), key, time.Now(), now.Add(long), now.Add(2*long)); !errors.Is(err, backend.ErrNotFound) || touched {
 		t.Errorf("GetTouch(missing) = touched %t, error %v; want false, ErrNotFound", touched, err)
 	}
 	wantNotFound(t, s, key, "after GetTouch of a missing key")
@@ -777,7 +824,7 @@ func testGetTouchDue(t *testing.T, s backend.Store) {
 	now := time.Now()
 	mustSet(t, s, key, backend.Entry{Value: []byte("due"), Expires: now.Add(long), Version: 6})
 	moved := now.Add(10 * long)
-	got, touched, err := g.GetTouch(t.Context(), key, now.Add(2*long), moved)
+	got, touched, err := g.GetTouch(t.Context(), key, time.Now(), now.Add(2*long), moved)
 	if err != nil {
 		t.Fatalf("GetTouch: %v", err)
 	}
@@ -799,7 +846,7 @@ func testGetTouchCappedAtLimit(t *testing.T, s backend.Store) {
 	mustSet(t, s, key, backend.Entry{Value: []byte("capped"), Expires: now.Add(long), Limit: limit, Version: 6})
 	want := backend.Entry{Value: []byte("capped"), Expires: limit, Limit: limit, Version: 6}
 
-	got, touched, err := g.GetTouch(t.Context(), key, now.Add(2*long), now.Add(10*long))
+	got, touched, err := g.GetTouch(t.Context(), key, time.Now(), now.Add(2*long), now.Add(10*long))
 	if err != nil {
 		t.Fatalf("GetTouch: %v", err)
 	}
@@ -811,7 +858,7 @@ func testGetTouchCappedAtLimit(t *testing.T, s backend.Store) {
 
 	// Now at its Limit, the entry is due (Expires before ifBefore) but
 	// cannot move: it is not written.
-	got, touched, err = g.GetTouch(t.Context(), key, now.Add(6*long), now.Add(10*long))
+	got, touched, err = g.GetTouch(t.Context(), key, time.Now(), now.Add(6*long), now.Add(10*long))
 	if err != nil {
 		t.Fatalf("GetTouch of an entry at its Limit: %v", err)
 	}
@@ -837,7 +884,7 @@ func testGetTouchNotDue(t *testing.T, s backend.Store) {
 		{"ifBefore earlier than Expires", now.Add(long)},
 		{"ifBefore equal to Expires", want.Expires},
 	} {
-		got, touched, err := g.GetTouch(t.Context(), key, tc.ifBefore, now.Add(20*long))
+		got, touched, err := g.GetTouch(t.Context(), key, time.Now(), tc.ifBefore, now.Add(20*long))
 		if err != nil {
 			t.Fatalf("GetTouch (%s): %v", tc.name, err)
 		}
@@ -847,6 +894,102 @@ func testGetTouchNotDue(t *testing.T, s backend.Store) {
 		checkEntry(t, "entry returned by GetTouch ("+tc.name+")", got, want)
 		checkEntry(t, "Get after GetTouch ("+tc.name+")", mustGet(t, s, key), want)
 	}
+}
+
+// ---- Core clock ahead cases ----
+
+// ahead is how far ahead of the real time (the store's clock) the core's
+// clock is in the CoreClockAhead cases: past the deadline of the entry
+// written by setAhead, before its limit.
+const ahead = 90 * time.Minute
+
+// setAhead writes under a new key an entry that lives for an hour (limit two
+// hours) by the real time, and returns the key, the entry and a core's now
+// that is ahead minutes ahead of the real time: past the entry's Expires.
+func setAhead(t *testing.T, s backend.Store) (string, backend.Entry, time.Time) {
+	t.Helper()
+	key := newKey(t)
+	now := time.Now().Truncate(time.Millisecond)
+	e := backend.Entry{Value: []byte("ended by the core's clock"), Expires: now.Add(long), Limit: now.Add(2 * long), Version: 3}
+	mustSet(t, s, key, e)
+	return key, e, time.Now().Add(ahead)
+}
+
+// wantUnmoved checks that key holds e unchanged, or nothing: a store may have
+// dropped an entry the core's clock ended, never moved or rewritten it.
+func wantUnmoved(t *testing.T, s backend.Store, key string, e backend.Entry, when string) {
+	t.Helper()
+	got, err := s.Get(t.Context(), key)
+	switch {
+	case errors.Is(err, backend.ErrNotFound):
+	case err != nil:
+		t.Errorf("%s: Get: %v", when, err)
+	default:
+		checkEntry(t, when+" (the entry, if kept, must not have changed)", got, e)
+	}
+}
+
+func testCoreClockAheadTouch(t *testing.T, s backend.Store) {
+	key, e, now := setAhead(t, s)
+	if err := s.Touch(t.Context(), key, now, now.Add(20*time.Minute)); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Touch with now %v past Expires: error = %v, want ErrNotFound", ahead-long, err)
+	}
+	wantUnmoved(t, s, key, e, "after Touch with now past Expires")
+}
+
+func testCoreClockAheadGetTouch(t *testing.T, s backend.Store) {
+	g := getToucher(t, s)
+	key, e, now := setAhead(t, s)
+	got, touched, err := g.GetTouch(t.Context(), key, now, now.Add(long), now.Add(20*time.Minute))
+	if !errors.Is(err, backend.ErrNotFound) || touched {
+		t.Errorf("GetTouch with now %v past Expires = %s, touched %t, error %v; want ErrNotFound, false", ahead-long, describe(got), touched, err)
+	}
+	wantUnmoved(t, s, key, e, "after GetTouch with now past Expires")
+}
+
+func testCoreClockAheadSetIf(t *testing.T, s backend.Store) {
+	c := conditional(t, s)
+	key, e, now := setAhead(t, s)
+	err := c.SetIf(t.Context(), key, e.Version, now, backend.Entry{Value: []byte("revived"), Expires: now.Add(long), Version: e.Version + 1})
+	if !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("SetIf(old %d) with now %v past Expires: error = %v, want ErrNotFound", e.Version, ahead-long, err)
+	}
+	wantUnmoved(t, s, key, e, "after SetIf with now past Expires")
+}
+
+func testCoreClockAheadSetIfCreate(t *testing.T, s backend.Store) {
+	c := conditional(t, s)
+	key, _, now := setAhead(t, s)
+	want := backend.Entry{Value: []byte("fresh"), Expires: now.Add(long), Limit: now.Add(2 * long), Version: 1}
+	if err := c.SetIf(t.Context(), key, 0, now, want); err != nil {
+		t.Fatalf("SetIf(old 0) with now %v past the stored entry's Expires: %v, want nil", ahead-long, err)
+	}
+	checkEntry(t, "after SetIf(old 0) over the entry ended by the core's clock", mustGet(t, s, key), want)
+}
+
+func testCoreClockAheadReplace(t *testing.T, s backend.Store) {
+	r := replacer(t, s)
+	oldKey, e, now := setAhead(t, s)
+	newK := newKey(t)
+	err := r.Replace(t.Context(), oldKey, e.Version, newK, now, backend.Entry{Value: []byte("moved"), Expires: now.Add(long), Version: e.Version + 1})
+	if !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Replace(old %d) with now %v past the old key's Expires: error = %v, want ErrNotFound", e.Version, ahead-long, err)
+	}
+	wantNotFound(t, s, newK, "new key after Replace from a key ended by the core's clock")
+	wantUnmoved(t, s, oldKey, e, "old key after Replace with now past its Expires")
+}
+
+func testCoreClockAheadReplaceOverNew(t *testing.T, s backend.Store) {
+	r := replacer(t, s)
+	newK, _, now := setAhead(t, s)
+	oldKey := newKey(t)
+	mustSet(t, s, oldKey, backend.Entry{Value: []byte("old"), Expires: time.Now().Add(3 * long), Version: 5})
+	want := backend.Entry{Value: []byte("moved"), Expires: now.Add(long), Version: 6}
+	if err := r.Replace(t.Context(), oldKey, 5, newK, now, want); err != nil {
+		t.Fatalf("Replace onto a new key whose entry the core's clock ended: %v, want nil", err)
+	}
+	checkEntry(t, "new key after Replace", mustGet(t, s, newK), want)
+	wantNotFound(t, s, oldKey, "old key after Replace")
 }
 
 // ---- Indexer cases ----
