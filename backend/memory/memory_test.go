@@ -741,6 +741,14 @@ func TestConcurrencyThroughManager(t *testing.T) {
 	}, sessiontest.Options{})
 }
 
+func TestWritesThroughManager(t *testing.T) {
+	sessiontest.RunWrites(t, func(t *testing.T) backend.Store {
+		s := memory.New(memory.Options{})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestSecurityThroughManager(t *testing.T) {
 	sessiontest.RunSecurity(t, func(t *testing.T) backend.Store {
 		s := memory.New(memory.Options{})

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -473,6 +474,116 @@ func TestConcurrencyCluster(t *testing.T) {
 	needBinaries(t)
 	cluster := redistest.StartCluster(t)
 	sessiontest.RunConcurrency(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) }, sessiontest.Options{})
+}
+
+func TestWritesRealRedis(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartServer(t).Client()
+	sessiontest.RunWrites(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+}
+
+func TestWritesSentinel(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartSentinel(t).Client()
+	sessiontest.RunWrites(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+}
+
+func TestWritesCluster(t *testing.T) {
+	needBinaries(t)
+	cluster := redistest.StartCluster(t)
+	sessiontest.RunWrites(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) })
+}
+
+// TestFailedLoginDoesNotLogOldTokenInUnderMaxmemory: a Redis at maxmemory
+// with noeviction refuses writes. A login there either happens whole or
+// not at all: when Migrate fails, the old token still gives the session as
+// stored, without the user, and the response sets no cookie. (Redis 7 lets
+// a script that already wrote go on past the limit, so the returning
+// visitor's move, which deletes the old key first, may land whole; a new
+// visitor's first write is refused.)
+func TestFailedLoginDoesNotLogOldTokenInUnderMaxmemory(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartServer(t).Client()
+	a := newApp(t, newStore(t, client), sessions.Config{})
+	_, _, cookie := a.do(t, "/inc", "")
+	ctx := t.Context()
+	info, err := client.Info(ctx, "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var usedMemory int64
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			usedMemory, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	if usedMemory == 0 {
+		t.Fatalf("no used_memory in INFO memory:\n%s", info)
+	}
+	for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", strconv.FormatInt(usedMemory+256<<10, 10)}} {
+		if err := client.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Fill Redis until it refuses writes.
+	filler := strings.Repeat("x", 4096)
+	full := false
+	for i := 0; i < 10000 && !full; i++ {
+		err := client.Set(ctx, fmt.Sprintf("%sfiller:%d", prefix(t), i), filler, 0).Err()
+		full = err != nil && strings.Contains(err.Error(), "OOM")
+	}
+	if !full {
+		t.Fatal("Redis never refused a write under maxmemory")
+	}
+
+	var migrateErr error
+	login := a.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := a.mgr.Get(r)
+		s.Data.N = 1000 // the login's change
+		s.SetOwner("user-1")
+		if migrateErr = a.mgr.Migrate(w, r, s); migrateErr != nil {
+			http.Error(w, "login failed", http.StatusInternalServerError)
+		}
+	}))
+	failed := 0
+	for _, c := range []string{cookie, ""} { // a returning and a new visitor
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/login", nil)
+		if c != "" {
+			req.Header.Set("Cookie", c)
+		}
+		login.ServeHTTP(rec, req)
+		if migrateErr == nil {
+			// Whole: the new token has the login, the old one nothing.
+			next := ""
+			for _, ck := range rec.Result().Cookies() {
+				next = ck.Name + "=" + ck.Value
+			}
+			if _, body, _ := a.do(t, "/read", next); body != "1000" {
+				t.Fatalf("a login that succeeded under maxmemory: the new token gives %q", body)
+			}
+			if _, body, _ := a.do(t, "/read", c); c != "" && body != "0" {
+				t.Fatalf("a login that succeeded under maxmemory: the old token gives %q", body)
+			}
+			continue
+		}
+		failed++
+		if !strings.Contains(migrateErr.Error(), "OOM") {
+			t.Fatalf("Migrate under maxmemory: %v, want Redis's OOM error", migrateErr)
+		}
+		if rec.Code != http.StatusInternalServerError {
+			t.Errorf("failed login answered %d, want the handler's 500", rec.Code)
+		}
+		if line := rec.Header().Get("Set-Cookie"); line != "" {
+			t.Errorf("the failed login's response sets a cookie: %q", line)
+		}
+		if _, body, _ := a.do(t, "/read", c); c != "" && body != "1" {
+			t.Fatalf("after a failed login the old token gives %q, want the session as stored (1)", body)
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no login failed under maxmemory")
+	}
 }
 
 // lossyProxy forwards TCP between a client and Redis and, when armed, drops
