@@ -71,10 +71,15 @@ func (s *Session[T]) ownerChanged() bool { return s.owner != s.base.owner }
 // session in logs, audit trails and lists of a user's sessions; it cannot be
 // used to load the session.
 func (s *Session[T]) Handle() string {
+	s.ensureHandle()
+	return s.handle.String()
+}
+
+// ensureHandle gives a new session its handle.
+func (s *Session[T]) ensureHandle() {
 	if s.handle == uuid.Nil {
 		s.handle = uuid.New()
 	}
-	return s.handle.String()
 }
 
 // IsNew reports whether the session is not stored yet: the request brought no
@@ -117,9 +122,6 @@ func (s Session[T]) String() string {
 	}
 	return "sessions.Session{handle=" + s.handle.String() + "}"
 }
-
-// GoString is String, so that %#v does not print the token either.
-func (s Session[T]) GoString() string { return s.String() }
 
 // Format makes every fmt verb (%v, %+v, %#v, %s, ...) print String: the
 // token and the data never reach a log line through fmt.

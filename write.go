@@ -131,10 +131,9 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 		token = newToken()
 		key, issued = storeKey(token), now
 	}
-	s.Handle() // a new session gets its handle
-	envelope := func(issued time.Time) []byte { return m.envelope(s, created, absolute, issued, data) }
+	s.ensureHandle()
 	e := backend.Entry{
-		Value:   envelope(issued),
+		Value:   m.envelope(s, created, absolute, issued, data),
 		Expires: m.idleDeadline(now, absolute),
 		Limit:   absolute,
 		Version: version,
@@ -147,7 +146,16 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 	case s.isNew:
 		err = m.st.setIf(ctx, key, 0, now, e)
 	case st == stepSave:
-		err = m.saveOver(ctx, s, now, &e, envelope, policy)
+		err = m.st.setIf(ctx, s.key, s.version, now, e)
+		if errors.Is(err, backend.ErrConflict) && m.followRotation(ctx, s) {
+			// Only rotated meanwhile: write at the new key, with its
+			// issue time.
+			e.Version, e.Value = s.version+1, m.envelope(s, created, absolute, s.issued, data)
+			err = m.st.setIf(ctx, s.key, s.version, now, e)
+		}
+		if errors.Is(err, backend.ErrConflict) && (policy == ConflictKeepTheirs || policy == ConflictOverwrite) {
+			err = m.resolveConflict(ctx, s, now, &e, policy)
+		}
 		key, issued = s.key, s.issued // moved if the session was rotated meanwhile
 	case st == stepMigrate:
 		err = m.st.replace(ctx, s.key, s.version, key, now, e)
@@ -189,22 +197,6 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 		m.cfg.Logger.DebugContext(ctx, "sessions: "+st.String()+"d", "session", s.Handle())
 	}
 	return nil
-}
-
-// saveOver writes e over the version of s that was loaded. When another
-// request only rotated the session meanwhile, it follows the rotation and
-// writes at the new key (envelope rebuilds the value with the new key's
-// issue time); any other conflict goes to policy.
-func (m *Manager[T]) saveOver(ctx context.Context, s *Session[T], now time.Time, e *backend.Entry, envelope func(time.Time) []byte, policy ConflictPolicy) error {
-	err := m.st.setIf(ctx, s.key, s.version, now, *e)
-	if errors.Is(err, backend.ErrConflict) && m.followRotation(ctx, s) {
-		e.Version, e.Value = s.version+1, envelope(s.issued)
-		err = m.st.setIf(ctx, s.key, s.version, now, *e)
-	}
-	if errors.Is(err, backend.ErrConflict) && (policy == ConflictKeepTheirs || policy == ConflictOverwrite) {
-		err = m.resolveConflict(ctx, s, now, e, policy)
-	}
-	return err
 }
 
 // rotateTo stores e under key and replaces s's old key by a forward record

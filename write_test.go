@@ -38,7 +38,7 @@ func loginHandler[T any](mgr *Manager[T], set func(*T), migrateErr *error) http.
 // with RejectWhenFull refuses the new key of the login's Migrate; the
 // middleware must not then save the user under the old token, and a new
 // visitor must not get a cookie. (The causes every store shares run in
-// internal/sessiontest's RunWrites.) The store has two shards of one entry
+// sessionstest's RunWrites.) The store has two shards of one entry
 // each: a returning visitor's Migrate fails only when the new key falls in
 // the other shard than the old one (a move within one shard frees its own
 // room), so the case runs until it saw that, checking every attempt.

@@ -25,7 +25,7 @@ import (
 	"github.com/sessionx/sessions/backend/redis"
 	"github.com/sessionx/sessions/backend/storetest"
 	"github.com/sessionx/sessions/internal/redistest"
-	"github.com/sessionx/sessions/internal/sessiontest"
+	"github.com/sessionx/sessions/sessionstest"
 	"github.com/sessionx/sessions/internal/testclock"
 )
 
@@ -467,31 +467,37 @@ func TestMigrateThroughSentinel(t *testing.T) {
 func TestConcurrencyRealRedis(t *testing.T) {
 	needBinaries(t)
 	client := redistest.StartServer(t).Client()
-	sessiontest.RunConcurrency(t, func(t *testing.T) backend.Store { return newStore(t, client) }, sessiontest.Options{})
+	sessionstest.RunConcurrency(t, func(t *testing.T) backend.Store { return newStore(t, client) }, sessionstest.Options{})
+}
+
+func TestConcurrencySentinel(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartSentinel(t).Client()
+	sessionstest.RunConcurrency(t, func(t *testing.T) backend.Store { return newStore(t, client) }, sessionstest.Options{})
 }
 
 func TestConcurrencyCluster(t *testing.T) {
 	needBinaries(t)
 	cluster := redistest.StartCluster(t)
-	sessiontest.RunConcurrency(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) }, sessiontest.Options{})
+	sessionstest.RunConcurrency(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) }, sessionstest.Options{})
 }
 
 func TestWritesRealRedis(t *testing.T) {
 	needBinaries(t)
 	client := redistest.StartServer(t).Client()
-	sessiontest.RunWrites(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+	sessionstest.RunWrites(t, func(t *testing.T) backend.Store { return newStore(t, client) })
 }
 
 func TestWritesSentinel(t *testing.T) {
 	needBinaries(t)
 	client := redistest.StartSentinel(t).Client()
-	sessiontest.RunWrites(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+	sessionstest.RunWrites(t, func(t *testing.T) backend.Store { return newStore(t, client) })
 }
 
 func TestWritesCluster(t *testing.T) {
 	needBinaries(t)
 	cluster := redistest.StartCluster(t)
-	sessiontest.RunWrites(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) })
+	sessionstest.RunWrites(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) })
 }
 
 // TestFailedLoginDoesNotLogOldTokenInUnderMaxmemory: a Redis at maxmemory
@@ -857,13 +863,19 @@ func TestIndexerWriteWithLostReplyIsResolved(t *testing.T) {
 func TestSecurityRealRedis(t *testing.T) {
 	needBinaries(t)
 	client := redistest.StartServer(t).Client()
-	sessiontest.RunSecurity(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+	sessionstest.RunSecurity(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+}
+
+func TestSecuritySentinel(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartSentinel(t).Client()
+	sessionstest.RunSecurity(t, func(t *testing.T) backend.Store { return newStore(t, client) })
 }
 
 func TestSecurityCluster(t *testing.T) {
 	needBinaries(t)
 	cluster := redistest.StartCluster(t)
-	sessiontest.RunSecurity(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) })
+	sessionstest.RunSecurity(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) })
 }
 
 func TestWriteWithLostReplyThenAnotherWriterIsResolved(t *testing.T) {

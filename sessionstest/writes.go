@@ -1,4 +1,4 @@
-package sessiontest
+package sessionstest
 
 import (
 	"context"
@@ -28,10 +28,11 @@ import (
 // never written back; and a core clock ahead of the store's never revives a
 // session.
 //
-// Cases that inject a store fault wrap the store and need it to implement
-// backend.Conditional, backend.Replacer, backend.GetToucher and
-// backend.Indexer; they are skipped, naming the missing capability, for a
-// store that lacks one.
+// Cases that inject a store fault wrap the store, keeping its optional
+// capabilities; they run on stores with all of backend.Conditional,
+// backend.Replacer, backend.GetToucher and backend.Indexer, or with none,
+// and are skipped for others, naming the missing capability. The owner-limit
+// cause needs backend.Indexer.
 func RunWrites(t *testing.T, newStore func(t *testing.T) backend.Store) {
 	for _, c := range failedLoginCauses {
 		for _, visitor := range []string{"returning", "new"} {
@@ -70,6 +71,8 @@ type failedLoginCause struct {
 	status int
 	// ownerSessions is how many sessions the owner has afterwards.
 	ownerSessions int
+	// needsIndexer: the cause (MaxSessionsPerOwner) needs backend.Indexer.
+	needsIndexer bool
 }
 
 var failedLoginCauses = []failedLoginCause{
@@ -93,6 +96,7 @@ var failedLoginCauses = []failedLoginCause{
 		},
 		status:        http.StatusForbidden,
 		ownerSessions: 1,
+		needsIndexer:  true,
 	},
 	{
 		name:   "ConcurrentWriteUnderConflictOverwrite",
@@ -125,15 +129,16 @@ var errTransient = errors.New("sessiontest: injected transient store error")
 
 // fixture is a Manager[Profile] on a fault-injecting wrapper of the store.
 type fixture struct {
-	mgr    *sessions.Manager[Profile]
-	faults *faultStore
-	owner  string
+	mgr     *sessions.Manager[Profile]
+	faults  *faultBase
+	owner   string
+	indexed bool // the store implements backend.Indexer
 }
 
 func newFixture(t *testing.T, store backend.Store, adjust func(*sessions.Config)) *fixture {
 	t.Helper()
-	faults := wrapFaults(t, store)
-	cfg := sessions.Config{Store: faults, Logger: quietLogger()}
+	wrapped, faults := wrapFaults(t, store)
+	cfg := sessions.Config{Store: wrapped, Logger: quietLogger()}
 	if adjust != nil {
 		adjust(&cfg)
 	}
@@ -142,7 +147,8 @@ func newFixture(t *testing.T, store backend.Store, adjust func(*sessions.Config)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mgr.Close() })
-	return &fixture{mgr: mgr, faults: faults, owner: fmt.Sprintf("user-%d", time.Now().UnixNano())}
+	_, indexed := store.(backend.Indexer)
+	return &fixture{mgr: mgr, faults: faults, owner: fmt.Sprintf("user-%d", time.Now().UnixNano()), indexed: indexed}
 }
 
 // failedLogin runs the login pattern the README teaches through the
@@ -151,6 +157,9 @@ func newFixture(t *testing.T, store backend.Store, adjust func(*sessions.Config)
 // as it was, without the user and without an owner; the response carries no
 // token; Sessions does not list the session.
 func failedLogin(t *testing.T, store backend.Store, c failedLoginCause, newVisitor bool) {
+	if c.needsIndexer {
+		need[backend.Indexer](t, store, "backend.Indexer")
+	}
 	f := newFixture(t, store, c.config)
 	cookie := ""
 	if !newVisitor {
@@ -202,6 +211,9 @@ func failedLogin(t *testing.T, store backend.Store, c failedLoginCause, newVisit
 		if len(s.Data.Cart) == 0 || s.Data.Cart[0] != "book" {
 			t.Fatalf("after a failed login the session holds %+v, want it as stored", s.Data)
 		}
+	}
+	if !f.indexed {
+		return
 	}
 	list, err := f.mgr.Sessions(context.Background(), f.owner)
 	if err != nil {
@@ -389,44 +401,58 @@ func withCookie(r *http.Request, cookie string) *http.Request {
 	return r
 }
 
-// faultStore wraps a store with every capability, failing the next write
-// when told to, and remembering the keys written, to simulate an eviction.
-type faultStore struct {
+// faultBase wraps a store, failing the next write (Set or Delete) when told
+// to, and remembering the keys written, to simulate an eviction.
+type faultBase struct {
 	backend.Store
-	cas backend.Conditional
-	rep backend.Replacer
-	gt  backend.GetToucher
-	idx backend.Indexer
-
 	next atomic.Pointer[error]
 	mu   sync.Mutex
 	seen []string
 }
 
-func wrapFaults(t *testing.T, st backend.Store) *faultStore {
+// faultStore is faultBase for a store with every optional capability; its
+// conditional writes and moves fail on demand too.
+type faultStore struct {
+	*faultBase
+	cas backend.Conditional
+	rep backend.Replacer
+	gt  backend.GetToucher
+	idx backend.Indexer
+}
+
+// wrapFaults wraps st, keeping its optional capabilities: a store with all
+// of them or with none. A store with only some is skipped, naming the first
+// it lacks (a wrapper that claimed a capability the store lacks would change
+// what the core does).
+func wrapFaults(t *testing.T, st backend.Store) (backend.Store, *faultBase) {
 	t.Helper()
-	f := &faultStore{Store: st}
-	var ok bool
-	if f.cas, ok = st.(backend.Conditional); !ok {
-		t.Skip("the store does not implement backend.Conditional, which this fault-injecting case needs")
+	base := &faultBase{Store: st}
+	cas, hasCAS := st.(backend.Conditional)
+	rep, hasRep := st.(backend.Replacer)
+	gt, hasGT := st.(backend.GetToucher)
+	idx, hasIdx := st.(backend.Indexer)
+	switch {
+	case hasCAS && hasRep && hasGT && hasIdx:
+		return &faultStore{faultBase: base, cas: cas, rep: rep, gt: gt, idx: idx}, base
+	case !hasCAS && !hasRep && !hasGT && !hasIdx:
+		return base, base
 	}
-	if f.rep, ok = st.(backend.Replacer); !ok {
-		t.Skip("the store does not implement backend.Replacer, which this fault-injecting case needs")
+	for _, c := range []struct {
+		has  bool
+		name string
+	}{{hasCAS, "backend.Conditional"}, {hasRep, "backend.Replacer"}, {hasGT, "backend.GetToucher"}, {hasIdx, "backend.Indexer"}} {
+		if !c.has {
+			t.Skipf("the store implements some optional capabilities but not %s; this fault-injecting case wraps stores with all or none", c.name)
+		}
 	}
-	if f.gt, ok = st.(backend.GetToucher); !ok {
-		t.Skip("the store does not implement backend.GetToucher, which this fault-injecting case needs")
-	}
-	if f.idx, ok = st.(backend.Indexer); !ok {
-		t.Skip("the store does not implement backend.Indexer, which this fault-injecting case needs")
-	}
-	return f
+	return nil, nil
 }
 
 // failNext makes the next session write (Set, SetIf, Replace, Delete)
 // fail with err, without reaching the store.
-func (f *faultStore) failNext(err error) { f.next.Store(&err) }
+func (f *faultBase) failNext(err error) { f.next.Store(&err) }
 
-func (f *faultStore) fault(key string) error {
+func (f *faultBase) fault(key string) error {
 	if p := f.next.Swap(nil); p != nil {
 		return *p
 	}
@@ -436,26 +462,26 @@ func (f *faultStore) fault(key string) error {
 	return nil
 }
 
-func (f *faultStore) keys() []string {
+func (f *faultBase) keys() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.seen...)
 }
 
-func (f *faultStore) forget() {
+func (f *faultBase) forget() {
 	f.mu.Lock()
 	f.seen = nil
 	f.mu.Unlock()
 }
 
-func (f *faultStore) Set(ctx context.Context, key string, e backend.Entry) error {
+func (f *faultBase) Set(ctx context.Context, key string, e backend.Entry) error {
 	if err := f.fault(key); err != nil {
 		return err
 	}
 	return f.Store.Set(ctx, key, e)
 }
 
-func (f *faultStore) Delete(ctx context.Context, key string) error {
+func (f *faultBase) Delete(ctx context.Context, key string) error {
 	if err := f.fault(key); err != nil {
 		return err
 	}
