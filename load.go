@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -53,72 +54,96 @@ func (m *Manager[T]) Load(w http.ResponseWriter, r *http.Request) (*Session[T], 
 // the grace window) a load follows.
 const maxForwards = 3
 
+// load reads the session of token in three steps: fetch the entry (following
+// a rotated token's forward record), open it into a Session (deadlines,
+// binding, data), and refresh it (slide the idle deadline when due, rotate
+// the token when due, set the cookie). Whatever says the session is not
+// there (unknown, ended, corrupt, bound to another client) gives a new
+// session; only a store failure is an error.
 func (m *Manager[T]) load(w http.ResponseWriter, r *http.Request, token string) (*Session[T], error) {
-	ctx := r.Context()
-	key := storeKey(token)
-	now := m.cfg.Now()
-	var (
-		e         backend.Entry
-		err       error
-		touched   bool
-		forwarded bool
-	)
-	// With Bind, the deadline must not move before the binding is checked:
-	// a stolen cookie must not keep the victim's session alive.
-	slide := m.cfg.Bind == nil
-	if slide {
-		e, touched, err = m.st.getTouch(ctx, key, now, m.touchThreshold(now), now.Add(m.cfg.IdleTimeout))
-	} else {
-		e, err = m.st.Get(ctx, key)
-	}
-	for hops := 0; err == nil; hops++ {
-		next, ok := decodeForward(e.Value)
-		if !ok {
-			break
-		}
-		if hops == maxForwards || !now.Before(e.Expires) {
-			err = backend.ErrNotFound
-			break
-		}
-		// A token rotated within the grace window: serve the session it
-		// moved to, without handing this request the new token.
-		key, forwarded, touched = next, true, false
-		e, err = m.st.Get(ctx, key)
-	}
+	ctx, now := r.Context(), m.cfg.Now()
+	f, err := m.fetch(ctx, storeKey(token), now)
 	if errors.Is(err, backend.ErrNotFound) {
 		return m.newSession(r), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sessions: load: %w", err)
 	}
-	env, err := decodeEnvelope(e.Value)
-	if err != nil {
-		m.cfg.Logger.WarnContext(ctx, "sessions: stored session is corrupt; starting a new one", "err", err)
+	s, ok := m.open(r, token, f, now)
+	if !ok {
 		return m.newSession(r), nil
 	}
-	if !alive(now, e.Expires, env.absolute) {
-		return m.newSession(r), nil
+	return m.refresh(ctx, w, r, s, f, now)
+}
+
+// fetched is an entry as fetch read it.
+type fetched struct {
+	key       string // where it is stored
+	e         backend.Entry
+	forwarded bool // reached through a rotated token's forward record
+	slid      bool // the store already moved its idle deadline (GetTouch)
+}
+
+// fetch reads the entry under key. Without Config.Bind it slides the idle
+// deadline in the same step when due (backend.GetToucher); with Bind the
+// deadline must not move before the binding is checked, so that a stolen
+// cookie cannot keep the victim's session alive. A forward record of a
+// token rotated within the grace window leads to the session it moved to.
+func (m *Manager[T]) fetch(ctx context.Context, key string, now time.Time) (fetched, error) {
+	f := fetched{key: key}
+	var err error
+	if m.cfg.Bind == nil {
+		f.e, f.slid, err = m.st.getTouch(ctx, key, now, m.touchThreshold(now), now.Add(m.cfg.IdleTimeout))
+	} else {
+		f.e, err = m.st.Get(ctx, key)
+	}
+	for hops := 0; err == nil; hops++ {
+		next, ok := decodeForward(f.e.Value)
+		if !ok {
+			return f, nil
+		}
+		if hops == maxForwards || !now.Before(f.e.Expires) {
+			return f, backend.ErrNotFound
+		}
+		f.key, f.forwarded, f.slid = next, true, false
+		f.e, err = m.st.Get(ctx, f.key)
+	}
+	return f, err
+}
+
+// open makes the Session stored in f, or reports false when there is none
+// to serve: the entry is corrupt, ended at now, bound to another client
+// (reported to Config.OnSuspicious) or holds data that does not decode.
+func (m *Manager[T]) open(r *http.Request, token string, f fetched, now time.Time) (*Session[T], bool) {
+	ctx := r.Context()
+	env, err := decodeEnvelope(f.e.Value)
+	if err != nil {
+		m.cfg.Logger.WarnContext(ctx, "sessions: stored session is corrupt; starting a new one", "err", err)
+		return nil, false
+	}
+	if !alive(now, f.e.Expires, env.absolute) {
+		return nil, false
 	}
 	s := &Session[T]{
 		token:     token,
-		key:       key,
+		key:       f.key,
 		handle:    env.handle,
 		created:   env.created,
 		absolute:  env.absolute,
 		issued:    env.issued,
-		expires:   e.Expires,
-		version:   e.Version,
+		expires:   f.e.Expires,
+		version:   f.e.Version,
 		owner:     env.owner,
 		bind:      env.bind,
 		csrf:      env.csrf,
 		base:      stored{data: env.data, owner: env.owner, bind: env.bind, csrf: env.csrf},
-		forwarded: forwarded,
+		forwarded: f.forwarded,
 	}
 	if m.cfg.Bind != nil {
 		b := m.binding(r)
 		if s.bind != nil && subtle.ConstantTimeCompare(s.bind, b) != 1 {
 			m.suspicious(r, s.Handle(), "binding mismatch: the request does not match the client the session was bound to")
-			return m.newSession(r), nil
+			return nil, false
 		}
 		if s.bind == nil { // stored before Bind was configured: bind it now
 			s.bind = b
@@ -127,19 +152,27 @@ func (m *Manager[T]) load(w http.ResponseWriter, r *http.Request, token string) 
 	if err := m.cfg.Codec.Unmarshal(env.data, &s.Data); err != nil {
 		m.cfg.Logger.WarnContext(ctx, "sessions: stored session data does not decode; starting a new one",
 			"session", s.handle.String(), "err", err)
-		return m.newSession(r), nil
+		return nil, false
 	}
-	if (!slide || forwarded) && m.touchDue(now, e.Expires, env.absolute) {
-		deadline := m.idleDeadline(now, env.absolute)
-		switch err := m.st.Touch(ctx, key, now, deadline); {
+	return s, true
+}
+
+// refresh slides s's idle deadline when due and fetch did not, rotates its
+// token when Config.RotateEvery has passed, and sets the cookie when either
+// changed it.
+func (m *Manager[T]) refresh(ctx context.Context, w http.ResponseWriter, r *http.Request, s *Session[T], f fetched, now time.Time) (*Session[T], error) {
+	moved := f.slid
+	if !f.slid && m.touchDue(now, s.expires, s.absolute) {
+		deadline := m.idleDeadline(now, s.absolute)
+		switch err := m.st.Touch(ctx, s.key, now, deadline); {
 		case errors.Is(err, backend.ErrNotFound):
 			return m.newSession(r), nil // destroyed meanwhile
 		case err != nil:
 			return nil, fmt.Errorf("sessions: load: refresh idle deadline: %w", err)
 		}
-		s.expires, touched = deadline, true
+		s.expires, moved = deadline, true
 	}
-	if m.cfg.RotateEvery > 0 && !forwarded && !now.Before(s.issued.Add(m.cfg.RotateEvery)) {
+	if m.cfg.RotateEvery > 0 && !s.forwarded && !now.Before(s.issued.Add(m.cfg.RotateEvery)) {
 		switch err := m.rotate(ctx, w, s); {
 		case errors.Is(err, ErrGone):
 			return s, nil // ended meanwhile: s is a new session now
@@ -147,21 +180,11 @@ func (m *Manager[T]) load(w http.ResponseWriter, r *http.Request, token string) 
 			// Not fatal: the session keeps its token until the next request.
 			m.cfg.Logger.WarnContext(ctx, "sessions: rotation failed; keeping the token for now", "session", s.Handle(), "err", err)
 		default:
-			touched = false // rotate set the cookie
+			return s, nil // rotate set the cookie
 		}
 	}
-	if touched && !m.cfg.Cookie.SessionOnly {
+	if moved && !m.cfg.Cookie.SessionOnly {
 		m.setCookie(w, s, now)
 	}
 	return s, nil
-}
-
-// setCookie writes s's cookie to w, expiring with its idle deadline. A
-// session reached through a rotated token's forward record gets no cookie:
-// its request carries the old token, and the new one went out with the
-// response that rotated it.
-func (m *Manager[T]) setCookie(w http.ResponseWriter, s *Session[T], now time.Time) {
-	if w != nil && !s.forwarded {
-		m.cfg.Cookie.writeCookie(w, s.token, s.expires, now)
-	}
 }

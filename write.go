@@ -1,10 +1,12 @@
 package sessions
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/sessionx/sessions/backend"
@@ -91,6 +93,47 @@ func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session
 		return nil
 	}
 	return m.write(ctx, w, s, stepSave, data, policy)
+}
+
+// changed reports whether cur, encoded as data, differs from the value
+// encoded as loaded (what was last loaded or saved). Equal encodings mean equal data. Different encodings
+// may still hold equal data when T holds maps (most codecs write map entries
+// in random order): then the stored bytes are decoded again and compared
+// with reflect.DeepEqual, so that an unchanged session is not rewritten.
+func (m *Manager[T]) changed(loaded, data []byte, cur *T) bool {
+	if bytes.Equal(data, loaded) {
+		return false
+	}
+	if !m.unstable || loaded == nil {
+		return true
+	}
+	var old T
+	if err := m.cfg.Codec.Unmarshal(loaded, &old); err != nil {
+		return true
+	}
+	return !reflect.DeepEqual(&old, cur)
+}
+
+// mayEncodeUnstably reports whether values of t can hold maps, whose
+// encoding may vary between equal values.
+func mayEncodeUnstably(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Map, reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return mayEncodeUnstably(t.Elem(), seen)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if mayEncodeUnstably(t.Field(i).Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // write stores s, whose Data encodes as data, as st says; see the top of
