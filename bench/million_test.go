@@ -46,10 +46,11 @@ func millionEntry(sample backend.Entry, now time.Time, i int) backend.Entry {
 //   - ns/sweep (also ns/op): one Sweep after the clock moved past the
 //     deadline of half of them, which removes 500,000 entries and walks all;
 //   - max-get-ns: the longest a Get on another core waited during that
-//     sweep. Sweep locks one shard at a time, so this stays near the time
-//     of one shard's walk (ns/shard) and far below ns/sweep; a sweep that
-//     stopped the world would make it as long as the sweep; gets/sweep is
-//     how many Gets that goroutine completed meanwhile.
+//     sweep. Sweep takes no lock a Get waits for (it walks one shard at a
+//     time and removes entries by compare-and-swap), so this stays far
+//     below ns/sweep; a sweep that stopped the world would make it as long
+//     as the sweep; gets/sweep is how many Gets that goroutine completed
+//     meanwhile.
 //
 // Run it with -benchtime=1x (one sweep per -count): each iteration past the
 // first refills the removed half with the timer stopped, which takes a while.
