@@ -25,8 +25,8 @@ import (
 	"github.com/sessionx/sessions/backend/redis"
 	"github.com/sessionx/sessions/backend/storetest"
 	"github.com/sessionx/sessions/internal/redistest"
-	"github.com/sessionx/sessions/sessionstest"
 	"github.com/sessionx/sessions/internal/testclock"
+	"github.com/sessionx/sessions/sessionstest"
 )
 
 // prefix returns a key prefix of t's own, so that tests sharing a Redis never
