@@ -48,12 +48,15 @@ func (c *CSRFConfig) withDefaults() error {
 // makes a new session worth storing: it is saved at the next commit). Each
 // call returns the secret masked with a fresh random pad, so that no two
 // pages carry the same string (against BREACH-style compression attacks).
-// Every token of the session stays valid for the session's life, across
-// Migrate and rotation.
+// A token stays valid until the session ends or its privilege changes:
+// periodic rotation (Config.RotateEvery) keeps the secret, so forms already
+// rendered keep working, but Migrate gives the session a new secret (as
+// Django rotates it at login), so that a token an attacker obtained before
+// the login (CSRF token fixation) is refused after it. Call CSRFToken after
+// Migrate for the pages the login response renders.
 func (s *Session[T]) CSRFToken() string {
 	if s.csrf == nil {
-		s.csrf = make([]byte, csrfSecretLen)
-		_, _ = rand.Read(s.csrf)
+		s.csrf = newCSRFSecret()
 	}
 	var buf [2 * csrfSecretLen]byte
 	_, _ = rand.Read(buf[:csrfSecretLen])
@@ -61,6 +64,13 @@ func (s *Session[T]) CSRFToken() string {
 		buf[csrfSecretLen+i] = buf[i] ^ s.csrf[i]
 	}
 	return base64.RawURLEncoding.EncodeToString(buf[:])
+}
+
+// newCSRFSecret returns a fresh random secret.
+func newCSRFSecret() []byte {
+	b := make([]byte, csrfSecretLen)
+	_, _ = rand.Read(b)
+	return b
 }
 
 // validCSRF reports, in constant time, whether token is one CSRFToken made

@@ -90,6 +90,33 @@ func (m *Manager[T]) DestroyAll(ctx context.Context, owner, except string) (int,
 	return n, nil
 }
 
+// ErrNoSuchSession is returned by DestroySession when the owner has no live
+// session with the handle given: it never existed, it ended, or it is
+// another owner's (the answer is the same, so that it tells nothing about
+// other owners' sessions).
+var ErrNoSuchSession = errors.New("sessions: no such session for this owner")
+
+// DestroySession ends one of owner's sessions, the one whose handle is
+// handle (as listed by Sessions), so that a user can end any of their
+// sessions from a "your devices" page (OWASP ASVS 5.0 7.5.2). It refuses,
+// with ErrNoSuchSession, a handle that is not one of owner's live sessions:
+// pass the owner of the request's own session, never one the client chose.
+// Like Sessions, it needs a backend.Indexer. Ending the request's own
+// session this way leaves its cookie in the browser (it then finds
+// nothing); use Destroy for that.
+func (m *Manager[T]) DestroySession(ctx context.Context, owner, handle string) error {
+	list, err := m.ownerSessions(ctx, owner)
+	if err != nil {
+		return err
+	}
+	for _, o := range list {
+		if o.info.Handle == handle {
+			return m.destroyKey(ctx, owner, o.key, o.info.Handle)
+		}
+	}
+	return ErrNoSuchSession
+}
+
 type ownedSession struct {
 	key  string
 	info SessionInfo

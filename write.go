@@ -175,6 +175,11 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 		key, issued = storeKey(token), now
 	}
 	s.ensureHandle()
+	if st == stepMigrate && s.csrf != nil {
+		// A privilege change: tokens issued before it must not work after
+		// it (CSRF token fixation). A failed Migrate reverts this too.
+		s.csrf = newCSRFSecret()
+	}
 	e := backend.Entry{
 		Value:   m.envelope(s, created, absolute, issued, data),
 		Expires: m.idleDeadline(now, absolute),

@@ -1,8 +1,11 @@
 package sessionstest
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +27,11 @@ func RunSecurity(t *testing.T, newStore func(t *testing.T) backend.Store) {
 	t.Run("RevocationDestroyAll", func(t *testing.T) {
 		revocationDestroyAll(t, need[backend.Indexer](t, newStore(t), "backend.Indexer"))
 	})
+	t.Run("EndOneSessionRefusesAnotherOwnersHandle", func(t *testing.T) {
+		endOneSession(t, need[backend.Indexer](t, newStore(t), "backend.Indexer"))
+	})
+	t.Run("CSRFTokenFromBeforeLoginRefusedAfterIt", func(t *testing.T) { csrfAcrossLogin(t, newStore(t)) })
+	t.Run("SessionCreatedAfterLogoutIsBound", func(t *testing.T) { boundAfterLogout(t, newStore(t)) })
 }
 
 // revocationDestroyAll: sessions attributed to an owner are listed, and
@@ -160,4 +168,155 @@ func loadWith(t *testing.T, mgr *sessions.Manager[Counter], cookie string) *sess
 		t.Fatal(err)
 	}
 	return s
+}
+
+// endOneSession: an owner can end one chosen session of theirs by its
+// handle; a handle of another owner's session is refused (ErrNoSuchSession)
+// and that session stays alive.
+func endOneSession(t *testing.T, store backend.Store) {
+	mgr, err := sessions.New[Counter](sessions.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := time.Now().UnixNano()
+	alice, bob := fmt.Sprintf("alice-%d", stamp), fmt.Sprintf("bob-%d", stamp)
+	login := func(owner string) (cookie, handle string) {
+		w, r := httptest.NewRecorder(), request("")
+		s, _ := mgr.Load(w, r)
+		s.SetOwner(owner)
+		if err := mgr.Migrate(w, r, s); err != nil {
+			t.Fatal(err)
+		}
+		return cookieOf(t, w), s.Handle()
+	}
+	a1, a1h := login(alice)
+	a2, _ := login(alice)
+	b1, b1h := login(bob)
+	if err := mgr.DestroySession(t.Context(), alice, b1h); !errors.Is(err, sessions.ErrNoSuchSession) {
+		t.Fatalf("ending bob's session as alice: %v, want ErrNoSuchSession", err)
+	}
+	if loadWith(t, mgr, b1).IsNew() {
+		t.Fatal("alice ended bob's session")
+	}
+	if err := mgr.DestroySession(t.Context(), alice, a1h); err != nil {
+		t.Fatalf("ending one of alice's sessions: %v", err)
+	}
+	if !loadWith(t, mgr, a1).IsNew() {
+		t.Fatal("the session alice ended still works")
+	}
+	if loadWith(t, mgr, a2).IsNew() {
+		t.Fatal("ending one session ended alice's other one too")
+	}
+	if err := mgr.DestroySession(t.Context(), alice, a1h); !errors.Is(err, sessions.ErrNoSuchSession) {
+		t.Fatalf("ending an ended session: %v, want ErrNoSuchSession", err)
+	}
+}
+
+// csrfAcrossLogin: CSRF token fixation. An attacker fetches a form (a
+// session and its CSRF token), plants the session's cookie in the victim's
+// browser, and the victim logs in (Migrate). A forged request that carries
+// the victim's new cookie and the token from before the login is refused;
+// a token issued after the login is accepted.
+func csrfAcrossLogin(t *testing.T, store backend.Store) {
+	mgr, err := sessions.New[Counter](sessions.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var token string
+	h := mgr.Handler(mgr.CSRF(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := mgr.Get(r)
+		switch r.URL.Path {
+		case "/form":
+			token = s.CSRFToken()
+		case "/login":
+			s.Data.User = "victim"
+			if err := mgr.Migrate(w, r, s); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			token = s.CSRFToken()
+		}
+		fmt.Fprint(w, "ok")
+	})))
+	serve := func(method, path, cookie, csrf string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, nil)
+		if cookie != "" {
+			r.Header.Set("Cookie", cookie)
+		}
+		if csrf != "" {
+			r.Header.Set("X-CSRF-Token", csrf)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	w := serve("GET", "/form", "", "")
+	planted, before := cookieOf(t, w), token
+	w = serve("POST", "/login", planted, before)
+	if w.Code != http.StatusOK {
+		t.Fatalf("login: %d %s", w.Code, w.Body)
+	}
+	victim, after := cookieOf(t, w), token
+	if w := serve("POST", "/transfer", victim, before); w.Code != http.StatusForbidden {
+		t.Fatalf("a CSRF token from before the login was accepted after it: %d", w.Code)
+	}
+	if w := serve("POST", "/transfer", victim, after); w.Code != http.StatusOK {
+		t.Fatalf("the CSRF token issued at login was refused: %d", w.Code)
+	}
+}
+
+// boundAfterLogout: with Config.Bind, a session created in the request that
+// destroyed the old one (a flash message after logout) is bound to that
+// request's client at once: another client presenting its cookie gets a
+// new session, and the hook is told.
+func boundAfterLogout(t *testing.T, store backend.Store) {
+	var reports atomic.Int32
+	mgr, err := sessions.New[Counter](sessions.Config{
+		Store:        store,
+		Bind:         func(r *http.Request) string { return r.UserAgent() },
+		OnSuspicious: func(*http.Request, sessions.SuspiciousEvent) { reports.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := func(ua, cookie string) *http.Request {
+		r := request(cookie)
+		r.Header.Set("User-Agent", ua)
+		return r
+	}
+	w, r := httptest.NewRecorder(), as("victim-browser", "")
+	s, _ := mgr.Load(w, r)
+	s.Data.User = "victim"
+	if err := mgr.Save(w, r, s); err != nil {
+		t.Fatal(err)
+	}
+	cookie := cookieOf(t, w)
+
+	// Logout, and a flash message in the same request.
+	w, r = httptest.NewRecorder(), as("victim-browser", cookie)
+	s, _ = mgr.Load(w, r)
+	if err := mgr.Destroy(w, r, s); err != nil {
+		t.Fatal(err)
+	}
+	s.Data.User = "flash: logged out"
+	if err := mgr.Save(w, r, s); err != nil {
+		t.Fatal(err)
+	}
+	flash := cookieOf(t, w)
+
+	// Another client with that cookie: refused and reported.
+	got, err := mgr.Load(httptest.NewRecorder(), as("attacker-browser", flash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.IsNew() || got.Data.User != "" {
+		t.Fatalf("a foreign client adopted the session created after logout: %+v", got.Data)
+	}
+	if reports.Load() != 1 {
+		t.Fatalf("the foreign client was reported %d times, want 1", reports.Load())
+	}
+	// The client that logged out still reads its flash.
+	if got, _ := mgr.Load(httptest.NewRecorder(), as("victim-browser", flash)); got.Data.User != "flash: logged out" {
+		t.Fatalf("the logged-out client lost its flash: %+v (new=%v)", got.Data, got.IsNew())
+	}
 }
