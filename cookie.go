@@ -3,23 +3,48 @@ package sessions
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // CookieConfig says how the session cookie is written. Its zero value is all
-// defaults: a persistent cookie named "session" with Path=/, Secure, HttpOnly
-// and SameSite=Lax, and no Domain (host-only).
+// defaults: a persistent cookie named "__Host-session" with Path=/, Secure,
+// HttpOnly and SameSite=Lax, and no Domain (host-only).
 //
 // The cookie holds only the session token; the session's data never leaves
 // the server.
 type CookieConfig struct {
-	// Name is the cookie's name. Default "session". It must be a valid
-	// cookie name (an RFC 6265 token). A name starting with "__Host-" obliges
-	// the browser to keep the cookie to this exact host over HTTPS: New then
-	// requires Secure, Path "/" and no Domain. A name starting with
-	// "__Secure-" requires Secure.
+	// Name is the cookie's name. It must be a valid cookie name (an RFC
+	// 6265 token). A name starting with "__Host-" obliges the browser to
+	// keep the cookie to this exact host over HTTPS and to refuse a cookie of
+	// that name set by any other host (a sibling subdomain cannot plant
+	// one: no cookie tossing): New then requires Secure, Path "/" and no
+	// Domain. A name starting with "__Secure-" requires Secure.
+	//
+	// Default: the strongest prefix the other fields allow:
+	// "__Host-session" with the defaults (Secure, Path "/", no Domain);
+	// "__Secure-session" with a Domain or another Path; plain "session"
+	// with Insecure (local development over plain HTTP).
+	//
+	// Upgrading from a version whose default was "session": with a
+	// defaulted prefixed Name, a request that brings no live session under
+	// Name is also looked up under "session", but only for sessions created
+	// before the Manager was made; such a session is then written under the
+	// new name and the old cookie deleted. So visitors are not logged out by
+	// the upgrade, the transition ends by itself within AbsoluteTimeout, and
+	// a "session" cookie planted after the upgrade is never adopted.
+	//
+	// Duplicates: browsers send every cookie whose domain and path match, so
+	// a request may bring several cookies of one name (one planted from a
+	// sibling subdomain, say: only names without the __Host- prefix allow
+	// that). They are tried in the order the request lists them (browsers
+	// put longer paths first, then older cookies first), Name before the
+	// old default name: malformed, unknown and ended tokens are skipped, so
+	// they never shadow a live session; the first live session is served;
+	// when a second, different live session arrives too, it is reported to
+	// Config.OnSuspicious (the first is still served).
 	Name string
 
 	// Domain is the cookie's Domain attribute. Default "": the cookie is sent
@@ -50,15 +75,29 @@ type CookieConfig struct {
 	// false: the cookie persists and expires with the session's idle
 	// deadline, refreshed whenever the store's deadline is.
 	SessionOnly bool
+
+	// legacy is the old default name, also read during the upgrade
+	// transition (see Name); "" for none.
+	legacy string
 }
+
+// legacyName is the default cookie name before the __Host- prefix.
+const legacyName = "session"
 
 // withDefaults fills in the defaults and checks the result.
 func (c CookieConfig) withDefaults() (CookieConfig, error) {
-	if c.Name == "" {
-		c.Name = "session"
-	}
 	if c.Path == "" {
 		c.Path = "/"
+	}
+	if c.Name == "" {
+		switch {
+		case c.Insecure:
+			c.Name = legacyName
+		case c.Domain == "" && c.Path == "/":
+			c.Name, c.legacy = "__Host-"+legacyName, legacyName
+		default:
+			c.Name, c.legacy = "__Secure-"+legacyName, legacyName
+		}
 	}
 	if c.SameSite == 0 {
 		c.SameSite = http.SameSiteLaxMode
@@ -121,29 +160,63 @@ func isCookieAttr(s string) bool {
 	return true
 }
 
-// readToken returns the first well-formed token among the request's cookies
-// named name. Cookies of that name with malformed values (tampered,
-// truncated, oversized, non-ASCII) are skipped without a store access.
-func readToken(r *http.Request, name string) (string, bool) {
-	for _, line := range r.Header["Cookie"] {
-		for len(line) > 0 {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimLeft(part, " \t")
-			k, v, ok := strings.Cut(part, "=")
-			if !ok || k != name {
-				continue
-			}
-			v = strings.TrimRight(v, " \t")
-			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			if validToken(v) {
-				return v, true
+// maxCandidates bounds how many session cookies of one request are looked
+// up in the store.
+const maxCandidates = 4
+
+// candidate is a well-formed token a request brought.
+type candidate struct {
+	token  string
+	legacy bool // under the old default name (see CookieConfig.Name)
+}
+
+// candidates returns the distinct well-formed tokens among the request's
+// cookies named c.Name, then c.legacy, in the order the request lists them,
+// at most maxCandidates. Cookies of those names with malformed values
+// (tampered, truncated, oversized, non-ASCII) are skipped without a store
+// access.
+func (c *CookieConfig) candidates(r *http.Request) []candidate {
+	var out []candidate
+	for _, name := range []string{c.Name, c.legacy} {
+		if name == "" {
+			continue
+		}
+		for _, line := range r.Header["Cookie"] {
+			for len(line) > 0 && len(out) < maxCandidates {
+				var part string
+				part, line, _ = strings.Cut(line, ";")
+				part = strings.TrimLeft(part, " \t")
+				k, v, ok := strings.Cut(part, "=")
+				if !ok || k != name {
+					continue
+				}
+				v = strings.TrimRight(v, " \t")
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				if validToken(v) && !slices.ContainsFunc(out, func(c candidate) bool { return c.token == v }) {
+					out = append(out, candidate{token: v, legacy: name == c.legacy})
+				}
 			}
 		}
 	}
-	return "", false
+	return out
+}
+
+// hasLegacy reports whether the request brings a cookie under the old
+// default name.
+func (c *CookieConfig) hasLegacy(r *http.Request) bool {
+	if c.legacy == "" {
+		return false
+	}
+	for _, line := range r.Header["Cookie"] {
+		for _, part := range strings.Split(line, ";") {
+			if k, _, ok := strings.Cut(strings.TrimSpace(part), "="); ok && k == c.legacy {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // writeCookie sets the session cookie on w, replacing any session cookie set
@@ -151,9 +224,22 @@ func readToken(r *http.Request, name string) (string, bool) {
 // shared caches (Vary: Cookie, and Cache-Control when the handler set none). A zero expires writes a cookie that deletes
 // the session cookie in the browser.
 func (c *CookieConfig) writeCookie(w http.ResponseWriter, token string, expires, now time.Time) {
+	c.writeNamed(w, c.Name, token, expires, now)
+}
+
+// deleteLegacy sets a cookie on w that deletes the cookie of the old default
+// name in the browser.
+func (c *CookieConfig) deleteLegacy(w http.ResponseWriter, now time.Time) {
+	if w != nil && c.legacy != "" {
+		c.writeNamed(w, c.legacy, "", time.Time{}, now)
+	}
+}
+
+// writeNamed is writeCookie for the cookie named name.
+func (c *CookieConfig) writeNamed(w http.ResponseWriter, name, token string, expires, now time.Time) {
 	var b strings.Builder
-	b.Grow(len(c.Name) + len(token) + 128)
-	b.WriteString(c.Name)
+	b.Grow(len(name) + len(token) + 128)
+	b.WriteString(name)
 	b.WriteByte('=')
 	b.WriteString(token)
 	b.WriteString("; Path=")
@@ -191,7 +277,7 @@ func (c *CookieConfig) writeCookie(w http.ResponseWriter, token string, expires,
 	}
 
 	h := w.Header()
-	prefix := c.Name + "="
+	prefix := name + "="
 	old := h["Set-Cookie"]
 	kept := old[:0]
 	for _, v := range old {

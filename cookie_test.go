@@ -14,12 +14,12 @@ func TestCookieAttributesByDefault(t *testing.T) {
 		env.mgr.Get(r).Data.User = "ann"
 	}))
 	rec := serve(t, h, "GET", "/", "")
-	c, ok := sessionCookie(t, rec, "session")
+	c, ok := sessionCookie(t, rec, cookieName)
 	if !ok {
 		t.Fatal("no cookie")
 	}
 	if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Domain != "" {
-		t.Errorf("cookie %q: want Secure, HttpOnly, SameSite=Lax, Path=/, no Domain", setCookieLine(rec, "session"))
+		t.Errorf("cookie %q: want Secure, HttpOnly, SameSite=Lax, Path=/, no Domain", setCookieLine(rec, cookieName))
 	}
 	if c.MaxAge != 1800 || !c.Expires.Equal(env.clock.Now().Add(30*time.Minute).Truncate(time.Second)) {
 		t.Errorf("persistent cookie MaxAge %d Expires %v, want 1800 and the idle deadline", c.MaxAge, c.Expires)
@@ -112,7 +112,7 @@ func TestMalformedCookieNeverReachesStore(t *testing.T) {
 		}
 	}))
 	for _, v := range []string{"", "x", newToken()[:42], newToken() + "A", strings.Repeat("A", 8<<10), "é", "\x7f" + newToken()[1:]} {
-		serve(t, h, "GET", "/", "session="+v)
+		serve(t, h, "GET", "/", cookieName+"="+v)
 	}
 	if n := env.store.reads(); n != 0 {
 		t.Errorf("%d store reads for malformed cookies, want 0", n)
@@ -125,8 +125,8 @@ func TestUnknownTokenIsNeverAdopted(t *testing.T) {
 	h := env.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		env.mgr.Get(r).Data.User = "victim"
 	}))
-	rec := serve(t, h, "GET", "/", "session="+planted)
-	c, ok := sessionCookie(t, rec, "session")
+	rec := serve(t, h, "GET", "/", cookieName+"="+planted)
+	c, ok := sessionCookie(t, rec, cookieName)
 	if !ok {
 		t.Fatal("no cookie for the new session")
 	}
@@ -146,7 +146,7 @@ func TestWriteCookieReplacesEarlierSessionCookie(t *testing.T) {
 	c.writeCookie(w, newToken(), now.Add(time.Hour), now)
 	c.writeCookie(w, "", time.Time{}, now)
 	lines := w.Header().Values("Set-Cookie")
-	if len(lines) != 2 || lines[0] != "other=1" || !strings.HasPrefix(lines[1], "session=;") || !strings.Contains(lines[1], "Max-Age=0") {
+	if len(lines) != 2 || lines[0] != "other=1" || !strings.HasPrefix(lines[1], cookieName+"=;") || !strings.Contains(lines[1], "Max-Age=0") {
 		t.Errorf("Set-Cookie lines %q, want other=1 and one deleting session cookie", lines)
 	}
 }

@@ -83,7 +83,7 @@ func ExampleManager_Load() {
 	fmt.Println("cookie:", c.Name, "HttpOnly:", c.HttpOnly, "Secure:", c.Secure, "MaxAge:", c.MaxAge)
 	// Output:
 	// new session: false, items: [book]
-	// cookie: session HttpOnly: true Secure: true MaxAge: 1200
+	// cookie: __Host-session HttpOnly: true Secure: true MaxAge: 1200
 }
 
 // Migrate gives the session a new token after login, so that a token an
@@ -108,10 +108,10 @@ func ExampleManager_Migrate() {
 
 	rec := httptest.NewRecorder()
 	login.ServeHTTP(rec, httptest.NewRequest("POST", "/login", nil))
-	token := rec.Result().Cookies()[0].Value
+	cookie := rec.Result().Cookies()[0] // __Host-session=<new token>
 
 	req := httptest.NewRequest("GET", "/me", nil)
-	req.Header.Set("Cookie", "session="+token)
+	req.AddCookie(cookie)
 	rec = httptest.NewRecorder()
 	me.ServeHTTP(rec, req)
 	fmt.Println(rec.Body.String())
@@ -136,7 +136,7 @@ func ExampleManager_Destroy() {
 	logout.ServeHTTP(rec, httptest.NewRequest("POST", "/logout", nil))
 	c := rec.Result().Cookies()[0]
 	fmt.Println(c.Name, c.MaxAge < 0)
-	// Output: session true
+	// Output: __Host-session true
 }
 
 // CSRF protection: forms carry the session's token; the middleware checks

@@ -129,7 +129,7 @@ func createVisit(t *testing.T, env *testEnv[hVisit], v hVisit) *http.Cookie {
 		env.mgr.Get(r).Data = v
 	}))
 	rec := serve(t, h, http.MethodGet, "/", "")
-	c, ok := sessionCookie(t, rec, "session")
+	c, ok := sessionCookie(t, rec, cookieName)
 	if !ok {
 		t.Fatalf("creating a session: no session cookie (status %d)", rec.Code)
 	}
@@ -159,7 +159,7 @@ func TestHandlerCommitsBeforeFirstHeaderByte(t *testing.T) {
 		t.Fatal("the handler finished before the test unblocked it")
 	default:
 	}
-	c := mustRespCookie(t, resp, "session")
+	c := mustRespCookie(t, resp, cookieName)
 	if got := env.store.setIfs.Load(); got != 1 {
 		t.Errorf("store SetIf calls when the header arrived = %d, want 1", got)
 	}
@@ -216,7 +216,7 @@ func TestHandlerCommitsOnFirstWrite(t *testing.T) {
 				if resp.StatusCode != http.StatusOK || body != tt.wantBody {
 					t.Errorf("response = %d %q, want 200 %q", resp.StatusCode, body, tt.wantBody)
 				}
-				c := mustRespCookie(t, resp, "session")
+				c := mustRespCookie(t, resp, cookieName)
 				if got := env.store.writes.Load(); got != 1 {
 					t.Errorf("store writes = %d, want 1", got)
 				}
@@ -237,7 +237,7 @@ func TestHandlerChangesAfterHeaderAreLost(t *testing.T) {
 		s.Data = hVisit{N: 2, User: "late"} // after the header: lost
 	}))
 	rec := serve(t, h, http.MethodGet, "/", "")
-	c, ok := sessionCookie(t, rec, "session")
+	c, ok := sessionCookie(t, rec, cookieName)
 	if !ok {
 		t.Fatal("no session cookie")
 	}
@@ -277,7 +277,7 @@ func TestHandlerKeepsFlusher(t *testing.T) {
 	}
 	// The recorder snapshots the header at Flush: the cookie is in it only
 	// if the commit came first.
-	if _, ok := sessionCookie(t, rec, "session"); !ok {
+	if _, ok := sessionCookie(t, rec, cookieName); !ok {
 		t.Error("the flushed header has no session cookie")
 	}
 }
@@ -314,7 +314,7 @@ func TestHandlerWorksWithResponseController(t *testing.T) {
 	if res.writesAfterFlush != 1 {
 		t.Errorf("store writes right after ResponseController.Flush = %d, want 1", res.writesAfterFlush)
 	}
-	c := mustRespCookie(t, resp, "session")
+	c := mustRespCookie(t, resp, cookieName)
 	if data, _ := loadedData(t, env.mgr, cookieHeader(c)); data.N != 4 {
 		t.Errorf("next request sees %+v, want N=4", data)
 	}
@@ -385,7 +385,7 @@ func TestHandlerLoadErrorGoesToErrorHandler(t *testing.T) {
 		if strings.Contains(rec.Body.String(), "store down") {
 			t.Error("the error response shows the internal error")
 		}
-		if _, ok := sessionCookie(t, rec, "session"); ok {
+		if _, ok := sessionCookie(t, rec, cookieName); ok {
 			t.Error("the error response sets a session cookie")
 		}
 		logs := env.logs.String()
@@ -464,7 +464,7 @@ func TestHandlerCommitErrorGoesToErrorHandler(t *testing.T) {
 			if loc := rec.Result().Header.Get("Location"); loc != "" {
 				t.Errorf("the error response keeps the handler's Location %q", loc)
 			}
-			if line := setCookieLine(rec, "session"); line != "" {
+			if line := setCookieLine(rec, cookieName); line != "" {
 				t.Errorf("the error response sets a session cookie: %q", line)
 			}
 			if logs := env.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "store down") {
@@ -568,14 +568,14 @@ func TestHandlerInformationalStatusDoesNotCommit(t *testing.T) {
 		t.Fatalf("client got %d 103 responses, want 1", len(hints))
 	}
 	for _, v := range hints[0].Values("Set-Cookie") {
-		if strings.HasPrefix(v, "session=") {
+		if strings.HasPrefix(v, cookieName+"=") {
 			t.Errorf("the 103 response carries the session cookie %q: it committed", v)
 		}
 	}
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("final status = %d, want 200", resp.StatusCode)
 	}
-	c := mustRespCookie(t, resp, "session")
+	c := mustRespCookie(t, resp, cookieName)
 	if data, _ := loadedData(t, env.mgr, cookieHeader(c)); data != (hVisit{N: 103, User: "hints"}) {
 		t.Errorf("next request sees %+v, want the data set after the 103", data)
 	}
@@ -592,7 +592,7 @@ func TestHandlerTouchSetsCookie(t *testing.T) {
 	writes := env.store.writes.Load()
 	env.clock.Advance(time.Minute)
 	rec := serve(t, readOnly, http.MethodGet, "/", cookieHeader(c))
-	if line := setCookieLine(rec, "session"); line != "" {
+	if line := setCookieLine(rec, cookieName); line != "" {
 		t.Errorf("1 minute in: read-only request sets %q, want no cookie", line)
 	}
 	if got := env.store.writes.Load(); got != writes {
@@ -601,12 +601,12 @@ func TestHandlerTouchSetsCookie(t *testing.T) {
 
 	env.clock.Advance(3 * time.Minute)
 	rec = serve(t, readOnly, http.MethodGet, "/", cookieHeader(c))
-	nc, ok := sessionCookie(t, rec, "session")
+	nc, ok := sessionCookie(t, rec, cookieName)
 	if !ok {
 		t.Fatal("4 minutes in: read-only request sets no session cookie")
 	}
-	if nc.MaxAge != 1800 || !strings.Contains(setCookieLine(rec, "session"), "Max-Age=1800") {
-		t.Errorf("4 minutes in: cookie %q, want Max-Age=1800", setCookieLine(rec, "session"))
+	if nc.MaxAge != 1800 || !strings.Contains(setCookieLine(rec, cookieName), "Max-Age=1800") {
+		t.Errorf("4 minutes in: cookie %q, want Max-Age=1800", setCookieLine(rec, cookieName))
 	}
 	if nc.Value != c.Value {
 		t.Error("touch changed the session token")

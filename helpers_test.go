@@ -270,3 +270,17 @@ func (c *countingStore) Owned(ctx context.Context, owner string) ([]string, erro
 	}
 	return c.inner.Owned(ctx, owner)
 }
+
+// readToken returns the first well-formed token among r's cookies named
+// name, as Load tries them first.
+func readToken(r *http.Request, name string) (string, bool) {
+	c := CookieConfig{Name: name}
+	cands := c.candidates(r)
+	if len(cands) == 0 {
+		return "", false
+	}
+	return cands[0].token, true
+}
+
+// cookieName is the session cookie's default name.
+const cookieName = "__Host-session"

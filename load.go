@@ -43,11 +43,51 @@ func (m *Manager[T]) newSession(r *http.Request) *Session[T] {
 // on w. When Config.RotateEvery has passed since its token was issued, Load
 // gives the session a new token (see Config.RotateEvery) and sets it on w.
 func (m *Manager[T]) Load(w http.ResponseWriter, r *http.Request) (*Session[T], error) {
-	token, ok := readToken(r, m.cfg.Cookie.Name)
-	if !ok {
+	cands := m.cfg.Cookie.candidates(r)
+	if len(cands) == 0 {
+		if m.cfg.Cookie.hasLegacy(r) {
+			m.cfg.Cookie.deleteLegacy(w, m.cfg.Now())
+		}
 		return m.newSession(r), nil
 	}
-	return m.load(w, r, token)
+	ctx, now := r.Context(), m.cfg.Now()
+	var (
+		s   *Session[T]
+		f   fetched
+		via candidate
+	)
+	for _, c := range cands {
+		cf, err := m.fetch(ctx, storeKey(c.token), now)
+		if errors.Is(err, backend.ErrNotFound) {
+			continue // unknown or ended: never shadows a live session
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sessions: load: %w", err)
+		}
+		cs, ok := m.open(r, c.token, cf, now)
+		if !ok || (c.legacy && !cs.created.Before(m.started)) {
+			continue // a "session" cookie planted after the upgrade: never adopted
+		}
+		if s == nil {
+			s, f, via = cs, cf, c
+			continue
+		}
+		if cs.handle != s.handle {
+			m.suspicious(r, cs.Handle(), "two live sessions in one request's cookies: the first one was served")
+		}
+		break
+	}
+	if via.legacy || m.cfg.Cookie.hasLegacy(r) {
+		m.cfg.Cookie.deleteLegacy(w, now)
+	}
+	if s == nil {
+		return m.newSession(r), nil
+	}
+	s, err := m.refresh(ctx, w, r, s, f, now)
+	if err == nil && via.legacy && !s.isNew && s.token == via.token {
+		m.setCookie(w, s, now) // the upgrade: the session's cookie under the new name
+	}
+	return s, err
 }
 
 // maxForwards bounds how many forward records (left by rotations within

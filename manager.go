@@ -32,6 +32,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"time"
 
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/memory"
@@ -51,6 +52,7 @@ type Manager[T any] struct {
 	zeroData []byte // the encoding of the zero T: a new session equal to it is not stored
 	unstable bool   // T may hold maps: equal values may encode differently
 	ctxKey   *contextKey
+	started  time.Time // when New made the Manager (see CookieConfig.Name)
 }
 
 type contextKey struct{ name string }
@@ -64,7 +66,7 @@ func New[T any](cfg Config) (*Manager[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager[T]{cfg: cfg, ctxKey: &contextKey{name: "sessions"}}
+	m := &Manager[T]{cfg: cfg, ctxKey: &contextKey{name: "sessions"}, started: cfg.Now()}
 	if m.cfg.ErrorHandler == nil {
 		m.cfg.ErrorHandler = m.defaultErrorHandler
 	}

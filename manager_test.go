@@ -71,7 +71,7 @@ func TestRoundTripEveryCodec(t *testing.T) {
 				got = s.Data
 			}))
 			rec := serve(t, h, "GET", "/set", "")
-			c, ok := sessionCookie(t, rec, "session")
+			c, ok := sessionCookie(t, rec, cookieName)
 			if !ok {
 				t.Fatal("no session cookie after setting data")
 			}
@@ -109,7 +109,7 @@ func TestOldSessionsDecodeAfterFieldAddedOrRemoved(t *testing.T) {
 			write := v1.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				v1.mgr.Get(r).Data = visitV1{User: "ann", Count: 3, Old: "dropped"}
 			}))
-			c, ok := sessionCookie(t, serve(t, write, "GET", "/", ""), "session")
+			c, ok := sessionCookie(t, serve(t, write, "GET", "/", ""), cookieName)
 			if !ok {
 				t.Fatal("no cookie")
 			}
@@ -174,7 +174,7 @@ func TestUnchangedSessionIsNotRewritten(t *testing.T) {
 					s.Data.User = "ann" // assigned, but equal: nothing to write
 				}
 			}))
-			c, _ := sessionCookie(t, serve(t, h, "GET", "/set", ""), "session")
+			c, _ := sessionCookie(t, serve(t, h, "GET", "/set", ""), cookieName)
 			created := counting.writes.Load()
 			if created != 1 {
 				t.Fatalf("creating the session cost %d writes, want 1", created)
@@ -201,7 +201,7 @@ func TestUnchangedSessionIsNotRewritten(t *testing.T) {
 				if got := counting.writes.Load() - before; got != st.wantWrites {
 					t.Errorf("step %d (%s after %v): %d store writes, want %d", i, st.path, st.advance, got, st.wantWrites)
 				}
-				line := setCookieLine(rec, "session")
+				line := setCookieLine(rec, cookieName)
 				if (line != "") != st.wantCookie {
 					t.Errorf("step %d: Set-Cookie %q, want cookie: %v", i, line, st.wantCookie)
 				}
@@ -225,7 +225,7 @@ func TestOneStoreReadPerRequest(t *testing.T) {
 	h := env.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		env.mgr.Get(r).Data.Count++
 	}))
-	c, _ := sessionCookie(t, serve(t, h, "GET", "/", ""), "session")
+	c, _ := sessionCookie(t, serve(t, h, "GET", "/", ""), cookieName)
 	for i := 0; i < 5; i++ {
 		before := env.store.reads()
 		serve(t, h, "GET", "/", cookieHeader(c))
@@ -245,7 +245,7 @@ func TestIdleTimeoutSlidesWithActivity(t *testing.T) {
 		}
 		seen = append(seen, s.Data)
 	}))
-	c, _ := sessionCookie(t, serve(t, h, "GET", "/login", ""), "session")
+	c, _ := sessionCookie(t, serve(t, h, "GET", "/login", ""), cookieName)
 	// Active every 20 minutes for five hours: never idle for 30 minutes.
 	for i := 0; i < 15; i++ {
 		env.clock.Advance(20 * time.Minute)
@@ -272,7 +272,7 @@ func TestAbsoluteTimeoutEndsActiveSession(t *testing.T) {
 		s.Data.Count++ // a write on every request
 		last = s
 	}))
-	c, _ := sessionCookie(t, serve(t, h, "GET", "/login", ""), "session")
+	c, _ := sessionCookie(t, serve(t, h, "GET", "/login", ""), cookieName)
 	deadline := last.AbsoluteDeadline()
 	if want := env.clock.Now().Add(2 * time.Hour); !deadline.Equal(want) {
 		t.Fatalf("AbsoluteDeadline = %v, want %v", deadline, want)
@@ -295,7 +295,7 @@ func TestAbsoluteTimeoutEndsActiveSession(t *testing.T) {
 	if last.Data.Count != 1 {
 		t.Errorf("the expired session's data leaked into the new one: %+v", last.Data)
 	}
-	if nc, ok := sessionCookie(t, rec, "session"); !ok || nc.Value == c.Value {
+	if nc, ok := sessionCookie(t, rec, cookieName); !ok || nc.Value == c.Value {
 		t.Error("the new session after expiry did not get a new token")
 	}
 }
@@ -309,7 +309,7 @@ func TestExpiredTokenGetsFreshSessionNotOldData(t *testing.T) {
 			got.Data.User = "ann"
 		}
 	}))
-	c, _ := sessionCookie(t, serve(t, h, "GET", "/login", ""), "session")
+	c, _ := sessionCookie(t, serve(t, h, "GET", "/login", ""), cookieName)
 	env.clock.Advance(31 * time.Minute)
 	rec := serve(t, h, "GET", "/", cookieHeader(c))
 	if !got.IsNew() || got.Data.User != "" {
@@ -375,7 +375,7 @@ func TestNewZeroConfigDefaults(t *testing.T) {
 		t.Error("default store is not an owned memory store with every capability")
 	}
 	c := m.cfg.Cookie
-	if c.Name != "session" || c.Path != "/" || c.SameSite != http.SameSiteLaxMode || c.Insecure || c.NoHTTPOnly || c.SessionOnly {
+	if c.Name != cookieName || c.Path != "/" || c.SameSite != http.SameSiteLaxMode || c.Insecure || c.NoHTTPOnly || c.SessionOnly {
 		t.Errorf("default cookie %+v", c)
 	}
 	if _, err := New[visitV1](Config{Cookie: CookieConfig{Name: "__Host-sid"}}); err != nil {
@@ -416,7 +416,7 @@ func TestCorruptStoredBytesGiveFreshSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	cookie := w.Header().Get("Set-Cookie")
-	token, _, _ := strings.Cut(strings.TrimPrefix(cookie, "session="), ";")
+	token, _, _ := strings.Cut(strings.TrimPrefix(cookie, cookieName+"="), ";")
 	for _, tc := range []struct {
 		name  string
 		value []byte
@@ -435,7 +435,7 @@ func TestCorruptStoredBytesGiveFreshSession(t *testing.T) {
 			if err := env.store.inner.Set(t.Context(), storeKey(token), e); err != nil {
 				t.Fatal(err)
 			}
-			s, err := env.mgr.Load(newHeaderWriter(), httptestRequest("session="+token))
+			s, err := env.mgr.Load(newHeaderWriter(), httptestRequest(cookieName+"="+token))
 			if err != nil {
 				t.Fatalf("Load of corrupt bytes: %v, want a fresh session", err)
 			}
@@ -498,7 +498,7 @@ func TestUnchangedSessionWithMapsIsNotRewritten(t *testing.T) {
 					s.Data.Scores["k1"]++
 				}
 			}))
-			c, _ := sessionCookie(t, serve(t, h, "GET", "/set", ""), "session")
+			c, _ := sessionCookie(t, serve(t, h, "GET", "/set", ""), cookieName)
 			for i := 0; i < 10; i++ {
 				serve(t, h, "GET", "/read", cookieHeader(c))
 			}

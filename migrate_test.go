@@ -46,11 +46,11 @@ func TestMigrateGivesNewTokenKeepsDataAndHandle(t *testing.T) {
 			env.store = counting
 			var s *Session[visitV1]
 			h := loginFlow(t, env, &s)
-			before, _ := sessionCookie(t, serve(t, h, "GET", "/cart", ""), "session")
+			before, _ := sessionCookie(t, serve(t, h, "GET", "/cart", ""), cookieName)
 			handle, created := s.Handle(), s.CreatedAt()
 
 			rec := serve(t, h, "POST", "/login", cookieHeader(before))
-			after, ok := sessionCookie(t, rec, "session")
+			after, ok := sessionCookie(t, rec, cookieName)
 			if !ok || after.Value == before.Value {
 				t.Fatalf("Migrate did not set a new token (ok=%v)", ok)
 			}
@@ -79,7 +79,7 @@ func TestMigrateNewSessionStoresIt(t *testing.T) {
 	if err := env.mgr.Migrate(w, r, s); err != nil {
 		t.Fatal(err)
 	}
-	if s.IsNew() || !strings.HasPrefix(w.Header().Get("Set-Cookie"), "session=") {
+	if s.IsNew() || !strings.HasPrefix(w.Header().Get("Set-Cookie"), cookieName+"=") {
 		t.Fatal("Migrate of a new session did not store it")
 	}
 }
@@ -108,7 +108,7 @@ func TestDestroyRemovesSessionAndExpiresCookie(t *testing.T) {
 	env := newTestEnv[visitV1](t, Config{})
 	var s *Session[visitV1]
 	h := loginFlow(t, env, &s)
-	c, _ := sessionCookie(t, serve(t, h, "POST", "/login", ""), "session")
+	c, _ := sessionCookie(t, serve(t, h, "POST", "/login", ""), cookieName)
 	if n := env.store.inner.Len(); n != 1 {
 		t.Fatalf("%d entries before logout, want 1", n)
 	}
@@ -116,8 +116,8 @@ func TestDestroyRemovesSessionAndExpiresCookie(t *testing.T) {
 	if !s.IsNew() || s.Data.User != "" {
 		t.Errorf("after Destroy the session is %+v (new=%v), want a new empty one", s.Data, s.IsNew())
 	}
-	line := setCookieLine(rec, "session")
-	if !strings.HasPrefix(line, "session=;") || !strings.Contains(line, "Max-Age=0") {
+	line := setCookieLine(rec, cookieName)
+	if !strings.HasPrefix(line, cookieName+"=;") || !strings.Contains(line, "Max-Age=0") {
 		t.Errorf("logout Set-Cookie %q does not delete the cookie", line)
 	}
 	if n := env.store.inner.Len(); n != 0 {

@@ -27,10 +27,10 @@ func rotateNow(t *testing.T, env *testEnv[visitV1], cookie string) string {
 		t.Fatal(err)
 	}
 	c := w.Result().Cookies()
-	if len(c) != 1 || "session="+c[0].Value == cookie {
+	if len(c) != 1 || cookieName+"="+c[0].Value == cookie {
 		t.Fatal("no rotation")
 	}
-	return "session=" + c[0].Value
+	return cookieName+"=" + c[0].Value
 }
 
 func TestDestroyLoadedBeforeRotationEndsTheSession(t *testing.T) {
@@ -140,11 +140,11 @@ func TestFailedCommitStillSendsNewToken(t *testing.T) {
 	if rec.Code != 500 {
 		t.Fatalf("status %d, want 500", rec.Code)
 	}
-	c, ok := sessionCookie(t, rec, "session")
-	if !ok || "session="+c.Value == cookie {
+	c, ok := sessionCookie(t, rec, cookieName)
+	if !ok || cookieName+"="+c.Value == cookie {
 		t.Fatal("the migrated token was not sent with the error response: the browser is left with a dead token")
 	}
-	if s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest("session="+c.Value)); s.IsNew() {
+	if s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookieName+"="+c.Value)); s.IsNew() {
 		t.Fatal("the token sent does not find the session")
 	}
 	if rec.Header().Get("Location") != "" || rec.Header().Get("X-Request-Id") != "abc" {

@@ -19,10 +19,10 @@ func TestFixationPlantedUnknownTokenFindsNothingAfterLogin(t *testing.T) {
 	env := newTestEnv[visitV1](t, Config{})
 	var s *Session[visitV1]
 	h := loginFlow(t, env, &s)
-	planted := "session=" + newToken() // the attacker sets this cookie in the victim's browser
+	planted := cookieName+"=" + newToken() // the attacker sets this cookie in the victim's browser
 	rec := serve(t, h, "POST", "/login", planted)
-	victim, ok := sessionCookie(t, rec, "session")
-	if !ok || "session="+victim.Value == planted {
+	victim, ok := sessionCookie(t, rec, cookieName)
+	if !ok || cookieName+"="+victim.Value == planted {
 		t.Fatal("the victim's login adopted the planted token")
 	}
 	serve(t, h, "GET", "/", planted)
@@ -36,7 +36,7 @@ func TestFixationPlantedRealTokenFindsNothingAfterLogin(t *testing.T) {
 	var s *Session[visitV1]
 	h := loginFlow(t, env, &s)
 	// The attacker gets a real anonymous session of their own...
-	c, _ := sessionCookie(t, serve(t, h, "GET", "/cart", ""), "session")
+	c, _ := sessionCookie(t, serve(t, h, "GET", "/cart", ""), cookieName)
 	planted := cookieHeader(c)
 	// ...plants it in the victim's browser, and the victim logs in.
 	serve(t, h, "POST", "/login", planted)
@@ -55,7 +55,7 @@ func TestHijackStoreDumpHoldsNoUsableCookie(t *testing.T) {
 	h := loginFlow(t, env, &s)
 	var tokens []string
 	for i := 0; i < 5; i++ {
-		c, _ := sessionCookie(t, serve(t, h, "POST", "/login", ""), "session")
+		c, _ := sessionCookie(t, serve(t, h, "POST", "/login", ""), cookieName)
 		tokens = append(tokens, c.Value)
 	}
 	// The attacker dumps every key and value in the store.
@@ -75,7 +75,7 @@ func TestHijackStoreDumpHoldsNoUsableCookie(t *testing.T) {
 		// Whatever 43-character piece the dump holds, used as a cookie, gives
 		// nothing.
 		for i := 0; i+tokenLen <= len(d); i += tokenLen {
-			serve(t, h, "GET", "/", "session="+d[i:i+tokenLen])
+			serve(t, h, "GET", "/", cookieName+"="+d[i:i+tokenLen])
 			if !s.IsNew() {
 				t.Fatal("a piece of the store dump works as a cookie")
 			}
@@ -106,7 +106,7 @@ func TestHijackBindingMismatchIsRefusedAndReported(t *testing.T) {
 		h.ServeHTTP(rec, req)
 		return rec
 	}
-	c, _ := sessionCookie(t, do("/login", "", "VictimBrowser/1.0"), "session")
+	c, _ := sessionCookie(t, do("/login", "", "VictimBrowser/1.0"), cookieName)
 	handle := got.Handle()
 	do("/", cookieHeader(c), "VictimBrowser/1.0")
 	if got.Data.User != "ann" {
@@ -136,7 +136,7 @@ func TestBindingDefaultReportIsLoggedWithHandleOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := w.Result().Cookies()[0].Value
-	r2 := httptestRequest("session=" + token)
+	r2 := httptestRequest(cookieName+"=" + token)
 	r2.Header.Set("User-Agent", "b")
 	if s2, _ := env.mgr.Load(newHeaderWriter(), r2); !s2.IsNew() {
 		t.Fatal("mismatched binding got the session")
@@ -169,7 +169,7 @@ func TestReplayAfterLogoutAndMigrate(t *testing.T) {
 			env := newTestEnv[visitV1](t, Config{})
 			var s *Session[visitV1]
 			h := loginFlow(t, env, &s)
-			c, _ := sessionCookie(t, serve(t, h, "POST", "/login", ""), "session")
+			c, _ := sessionCookie(t, serve(t, h, "POST", "/login", ""), cookieName)
 			serve(t, h, "POST", what, cookieHeader(c))
 			for i := 0; i < 3; i++ {
 				serve(t, h, "GET", "/", cookieHeader(c))
@@ -185,13 +185,13 @@ func TestRotationNewTokenAfterRotateEvery(t *testing.T) {
 	env := newTestEnv[visitV1](t, Config{RotateEvery: 15 * time.Minute, RotateGrace: 30 * time.Second, IdleTimeout: time.Hour, TouchInterval: time.Minute})
 	var s *Session[visitV1]
 	h := loginFlow(t, env, &s)
-	c1, _ := sessionCookie(t, serve(t, h, "POST", "/login", ""), "session")
+	c1, _ := sessionCookie(t, serve(t, h, "POST", "/login", ""), cookieName)
 	env.clock.Advance(10 * time.Minute)
-	if _, ok := sessionCookie(t, serve(t, h, "GET", "/", cookieHeader(c1)), "session"); ok && s.IsNew() {
+	if _, ok := sessionCookie(t, serve(t, h, "GET", "/", cookieHeader(c1)), cookieName); ok && s.IsNew() {
 		t.Fatal("lost the session before RotateEvery")
 	}
 	env.clock.Advance(6 * time.Minute)
-	c2, ok := sessionCookie(t, serve(t, h, "GET", "/", cookieHeader(c1)), "session")
+	c2, ok := sessionCookie(t, serve(t, h, "GET", "/", cookieHeader(c1)), cookieName)
 	if !ok || c2.Value == c1.Value {
 		t.Fatal("no new token after RotateEvery")
 	}
@@ -222,7 +222,7 @@ func TestRevocationSessionsAndDestroyAll(t *testing.T) {
 		if err := env.mgr.Migrate(w, r, s); err != nil {
 			t.Fatal(err)
 		}
-		return "session=" + w.Result().Cookies()[0].Value, s.Handle()
+		return cookieName+"=" + w.Result().Cookies()[0].Value, s.Handle()
 	}
 	var cookies, handles []string
 	for i := 0; i < 3; i++ {
@@ -323,7 +323,7 @@ func TestNoLeaksTokensNeverInLogsErrorsOrFormatting(t *testing.T) {
 	cookie := ""
 	for _, path := range []string{"/cart", "/login", "/cart", "/logout", "/login"} {
 		rec := serve(t, h, "GET", path, cookie)
-		if c, ok := sessionCookie(t, rec, "session"); ok && c.Value != "" {
+		if c, ok := sessionCookie(t, rec, cookieName); ok && c.Value != "" {
 			tokens = append(tokens, c.Value)
 			cookie = cookieHeader(c)
 		}
@@ -375,7 +375,7 @@ func TestCSRFSynchronizerToken(t *testing.T) {
 		fmt.Fprint(w, "ran")
 	})))
 	rec := serve(t, h, "GET", "/form", "")
-	c, ok := sessionCookie(t, rec, "session")
+	c, ok := sessionCookie(t, rec, cookieName)
 	if !ok || token == "" {
 		t.Fatal("CSRFToken on a new session did not store it")
 	}
@@ -439,15 +439,15 @@ func TestCookieHeaderTorture(t *testing.T) {
 		header    string
 		wantReads int64
 	}{
-		{"empty value", "session=", 0},
-		{"8 KiB value", "session=" + strings.Repeat("a", 8<<10), 0},
-		{"1 MiB header", "session=" + strings.Repeat("a", 1<<20), 0},
-		{"many cookies with the same name", strings.Repeat("session=bad; ", 500) + "session=" + good, 1},
-		{"non-ASCII", "session=" + strings.Repeat("é", 20), 0},
+		{"empty value", cookieName+"=", 0},
+		{"8 KiB value", cookieName+"=" + strings.Repeat("a", 8<<10), 0},
+		{"1 MiB header", cookieName+"=" + strings.Repeat("a", 1<<20), 0},
+		{"many cookies with the same name", strings.Repeat(cookieName+"=bad; ", 500) + cookieName+"=" + good, 1},
+		{"non-ASCII", cookieName+"=" + strings.Repeat("é", 20), 0},
 		{"control bytes", "session=\x00\x01\x02" + good[3:], 0},
-		{"tampered", "session=" + good[:20] + "*" + good[21:], 0},
-		{"truncated", "session=" + good[:30], 0},
-		{"no equals sign", "session", 0},
+		{"tampered", cookieName+"=" + good[:20] + "*" + good[21:], 0},
+		{"truncated", cookieName+"=" + good[:30], 0},
+		{"no equals sign", cookieName, 0},
 		{"only separators", ";;;;", 0},
 	}
 	for _, tc := range tests {
@@ -534,4 +534,140 @@ func FuzzCSRFToken(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCookieTossingDefaultNameIsHostPrefixed: with the default config the
+// cookie is named __Host-session, with the attributes the prefix demands
+// (Secure, Path=/, no Domain), so browsers refuse a cookie of that name set
+// by a sibling subdomain. Other configs fall back as documented.
+func TestCookieTossingDefaultNameIsHostPrefixed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  CookieConfig
+		want string
+	}{
+		{"defaults", CookieConfig{}, "__Host-session"},
+		{"with a Domain", CookieConfig{Domain: "example.com"}, "__Secure-session"},
+		{"with another Path", CookieConfig{Path: "/app"}, "__Secure-session"},
+		{"Insecure (local development)", CookieConfig{Insecure: true}, "session"},
+		{"a name of one's own", CookieConfig{Name: "sid"}, "sid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv[visitV1](t, Config{Cookie: tc.cfg})
+			h := env.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				env.mgr.Get(r).Data.User = "ann"
+			}))
+			line := setCookieLine(serve(t, h, "GET", "/", ""), tc.want)
+			if line == "" {
+				t.Fatalf("no cookie named %q", tc.want)
+			}
+			if tc.want == "__Host-session" && (!strings.Contains(line, "; Secure") || !strings.Contains(line, "; Path=/;") || strings.Contains(line, "Domain=")) {
+				t.Fatalf("__Host- cookie without the attributes the prefix needs: %q", line)
+			}
+		})
+	}
+}
+
+// TestCookieTossingPlantedLegacyCookieNotAdopted: a cookie of the old
+// default name ("session"), planted from a sibling subdomain after the
+// upgrade, neither shadows the victim's __Host- session nor is adopted
+// when the victim has none.
+func TestCookieTossingPlantedLegacyCookieNotAdopted(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{})
+	h := env.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := env.mgr.Get(r)
+		if r.URL.Path == "/set" {
+			s.Data.User = r.URL.Query().Get("u")
+		}
+		fmt.Fprint(w, s.Data.User)
+	}))
+	victim, _ := sessionCookie(t, serve(t, h, "GET", "/set?u=victim", ""), cookieName)
+	attacker, _ := sessionCookie(t, serve(t, h, "GET", "/set?u=attacker", ""), cookieName)
+	planted := "session=" + attacker.Value
+	for _, header := range []string{planted + "; " + cookieHeader(victim), cookieHeader(victim) + "; " + planted} {
+		if rec := serve(t, h, "GET", "/", header); rec.Body.String() != "victim" {
+			t.Fatalf("Cookie %q served %q, want the victim's session", header, rec.Body.String())
+		}
+	}
+	if rec := serve(t, h, "GET", "/", planted); rec.Body.String() != "" {
+		t.Fatalf("a planted cookie of the old default name was adopted: %q", rec.Body.String())
+	}
+}
+
+// TestCookieTossingUnknownTokenNeverShadowsLiveOne: with a name without a
+// prefix (which a sibling can plant), an unknown or ended token sent first
+// does not log the victim out; two live sessions serve the first and are
+// reported to OnSuspicious.
+func TestCookieTossingUnknownTokenNeverShadowsLiveOne(t *testing.T) {
+	var reports []SuspiciousEvent
+	env := newTestEnv[visitV1](t, Config{
+		Cookie:       CookieConfig{Name: "sid"},
+		OnSuspicious: func(_ *http.Request, ev SuspiciousEvent) { reports = append(reports, ev) },
+	})
+	h := env.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := env.mgr.Get(r)
+		if r.URL.Path == "/set" {
+			s.Data.User = r.URL.Query().Get("u")
+		}
+		fmt.Fprint(w, s.Data.User)
+	}))
+	victim, _ := sessionCookie(t, serve(t, h, "GET", "/set?u=victim", ""), "sid")
+	attacker, _ := sessionCookie(t, serve(t, h, "GET", "/set?u=attacker", ""), "sid")
+	ended, _ := sessionCookie(t, serve(t, h, "GET", "/set?u=ended", ""), "sid")
+	w, r := newHeaderWriter(), httptestRequest(cookieHeader(ended))
+	s, _ := env.mgr.Load(w, r)
+	if err := env.mgr.Destroy(w, r, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, header, want string
+		reported          int
+	}{
+		{"unknown first", "sid=" + newToken() + "; " + cookieHeader(victim), "victim", 0},
+		{"ended first", cookieHeader(ended) + "; " + cookieHeader(victim), "victim", 0},
+		{"malformed first", "sid=junk; " + cookieHeader(victim), "victim", 0},
+		{"two live: the first is served and reported", cookieHeader(attacker) + "; " + cookieHeader(victim), "attacker", 1},
+		{"two live, the victim's first", cookieHeader(victim) + "; " + cookieHeader(attacker), "victim", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reports = nil
+			if rec := serve(t, h, "GET", "/", tc.header); rec.Body.String() != tc.want {
+				t.Fatalf("served %q, want %q", rec.Body.String(), tc.want)
+			}
+			if len(reports) != tc.reported {
+				t.Fatalf("%d reports (%+v), want %d", len(reports), reports, tc.reported)
+			}
+		})
+	}
+}
+
+// TestUpgradeFromOldDefaultCookieNameKeepsSessions: a session stored before
+// the upgrade under the old default name "session" is still served, and
+// its cookie moves to the new name.
+func TestUpgradeFromOldDefaultCookieNameKeepsSessions(t *testing.T) {
+	clock := newFakeClock()
+	before := newTestEnv[visitV1](t, Config{Cookie: CookieConfig{Name: "session"}, Now: clock.Now})
+	old := newStoredSession(t, before) // "session=<token>"
+	clock.Advance(time.Minute)         // the new deploy starts
+	after := newTestEnv[visitV1](t, Config{Store: before.store, Now: clock.Now})
+	var user string
+	h := after.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user = after.mgr.Get(r).Data.User
+	}))
+	rec := serve(t, h, "GET", "/", old)
+	if user != "ann" {
+		t.Fatalf("the upgrade logged the visitor out: user %q", user)
+	}
+	moved, ok := sessionCookie(t, rec, cookieName)
+	if !ok || "session="+moved.Value != old {
+		t.Fatalf("the upgrade did not move the token to %s: %q", cookieName, rec.Header().Values("Set-Cookie"))
+	}
+	if line := setCookieLine(rec, "session"); !strings.Contains(line, "Max-Age=0") {
+		t.Fatalf("the old cookie was not deleted: %q", line)
+	}
+	user = ""
+	serve(t, h, "GET", "/", cookieHeader(moved))
+	if user != "ann" {
+		t.Fatalf("the moved cookie gives user %q", user)
+	}
 }

@@ -103,7 +103,7 @@ func TestStoreNeverSeesToken(t *testing.T) {
 	cookie := ""
 	for _, path := range []string{"/cart", "/login", "/cart", "/logout", "/cart"} {
 		rec := serve(t, h, "POST", path, cookie)
-		if c, ok := sessionCookie(t, rec, "session"); ok && c.Value != "" {
+		if c, ok := sessionCookie(t, rec, cookieName); ok && c.Value != "" {
 			tokens = append(tokens, c.Value)
 			cookie = cookieHeader(c)
 		}

@@ -70,7 +70,7 @@ func TestFailedLoginDoesNotLogOldTokenInWhenStoreFull(t *testing.T) {
 				if migrateErr == nil {
 					// The move stayed within one shard: it must have
 					// moved the session whole.
-					c, ok := sessionCookie(t, rec, "session")
+					c, ok := sessionCookie(t, rec, cookieName)
 					if !ok {
 						t.Fatal("a login that succeeded set no cookie")
 					}
@@ -86,7 +86,7 @@ func TestFailedLoginDoesNotLogOldTokenInWhenStoreFull(t *testing.T) {
 				if rec.Code != http.StatusInternalServerError {
 					t.Errorf("failed login answered %d, want the handler's 500", rec.Code)
 				}
-				if line := setCookieLine(rec, "session"); line != "" {
+				if line := setCookieLine(rec, cookieName); line != "" {
 					t.Errorf("the failed login's response sets a cookie: %q", line)
 				}
 				if cookie != "" {
@@ -155,7 +155,7 @@ func TestMoveFallbackWithoutReplacer(t *testing.T) {
 	if old, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie)); !old.IsNew() {
 		t.Fatal("the old token still works after the fallback move")
 	}
-	moved := "session=" + w.Result().Cookies()[0].Value
+	moved := cookieName+"=" + w.Result().Cookies()[0].Value
 	if got, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(moved)); got.Data.User != "ann (logged in)" {
 		t.Fatalf("the new token gives %+v", got.Data)
 	}
@@ -232,7 +232,7 @@ func TestVanishedSessionIsGoneNotChanged(t *testing.T) {
 	if rec.Code != http.StatusUnauthorized {
 		t.Errorf("commit of an evicted session answered %d %q, want 401", rec.Code, rec.Body.String())
 	}
-	if line := setCookieLine(rec, "session"); !strings.Contains(line, "Max-Age=0") {
+	if line := setCookieLine(rec, cookieName); !strings.Contains(line, "Max-Age=0") {
 		t.Errorf("Set-Cookie %q, want the cookie cleared", line)
 	}
 	if s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(victim)); !s.IsNew() {
@@ -273,10 +273,10 @@ func TestRoutineEventsLogAtDebugConflictsAtWarn(t *testing.T) {
 		}
 	}))
 	rec := serve(t, h, "POST", "/cart", "")
-	c, _ := sessionCookie(t, rec, "session")
+	c, _ := sessionCookie(t, rec, cookieName)
 	tokens = append(tokens, c.Value)
 	rec = serve(t, h, "POST", "/login", cookieHeader(c))
-	c, _ = sessionCookie(t, rec, "session")
+	c, _ = sessionCookie(t, rec, cookieName)
 	tokens = append(tokens, c.Value)
 	if rec := serve(t, h, "POST", "/conflict", cookieHeader(c)); rec.Code != http.StatusConflict {
 		t.Fatalf("conflict answered %d", rec.Code)

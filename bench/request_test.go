@@ -281,7 +281,7 @@ func do(h http.Handler, path, cookie string) *httptest.ResponseRecorder {
 func sessionCookie(b *testing.B, rec *httptest.ResponseRecorder) string {
 	b.Helper()
 	for _, c := range rec.Result().Cookies() {
-		if c.Name == "session" && c.Value != "" {
+		if (c.Name == "session" || c.Name == "__Host-session") && c.Value != "" {
 			return c.Name + "=" + c.Value
 		}
 	}

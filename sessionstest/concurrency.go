@@ -88,11 +88,14 @@ func newEnv(t *testing.T, store backend.Store) *env {
 	return e
 }
 
+// cookieName is the session cookie's name with the default Config.
+const cookieName = "__Host-session"
+
 // cookieOf returns the Cookie header for the session cookie w set.
 func cookieOf(t *testing.T, w *httptest.ResponseRecorder) string {
 	t.Helper()
 	for _, c := range w.Result().Cookies() {
-		if c.Name == "session" && c.Value != "" {
+		if c.Name == cookieName && c.Value != "" {
 			return c.Name + "=" + c.Value
 		}
 	}

@@ -125,7 +125,7 @@ var failedLoginCauses = []failedLoginCause{
 	},
 }
 
-var errTransient = errors.New("sessiontest: injected transient store error")
+var errTransient = errors.New("sessionstest: injected transient store error")
 
 // fixture is a Manager[Profile] on a fault-injecting wrapper of the store.
 type fixture struct {
@@ -196,7 +196,7 @@ func failedLogin(t *testing.T, store backend.Store, c failedLoginCause, newVisit
 		t.Errorf("failed login answered %d, want %d (Migrate: %v)", rec.Code, c.status, migrateErr)
 	}
 	for _, line := range rec.Header().Values("Set-Cookie") {
-		if strings.HasPrefix(line, "session=") {
+		if strings.HasPrefix(line, cookieName+"=") {
 			t.Errorf("the failed login's response sets a session cookie: %q", line)
 		}
 	}
@@ -362,10 +362,10 @@ func coreClockAhead(t *testing.T, store backend.Store) {
 	}
 }
 
-// keyOf returns the store key of the token in cookie ("session=<token>"):
+// keyOf returns the store key of the token in cookie (cookieName + "=<token>"):
 // the core stores a session under the base64url SHA-256 of its token.
 func keyOf(cookie string) string {
-	sum := sha256.Sum256([]byte(strings.TrimPrefix(cookie, "session=")))
+	sum := sha256.Sum256([]byte(strings.TrimPrefix(cookie, cookieName+"=")))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 

@@ -35,6 +35,9 @@ func prefix(t testing.TB) string {
 	return "test:" + strings.ReplaceAll(t.Name(), "/", ":") + ":"
 }
 
+// cookieName is the session cookie's name with the default Config.
+const cookieName = "__Host-session"
+
 // newStore returns a store on client under t's prefix.
 func newStore(t testing.TB, client goredis.UniversalClient) *redis.Store {
 	t.Helper()
@@ -124,7 +127,7 @@ func (a *app) do(t *testing.T, path, cookie string) (int, string, string) {
 	rec := httptest.NewRecorder()
 	a.handler.ServeHTTP(rec, req)
 	for _, c := range rec.Result().Cookies() {
-		if c.Name == "session" && c.Value != "" {
+		if c.Name == cookieName && c.Value != "" {
 			cookie = c.Name + "=" + c.Value
 		}
 	}
@@ -277,7 +280,7 @@ func TestMigrateIsAtomicOnSingleNode(t *testing.T) {
 			t.Fatalf("migrate %d: %v", i, err)
 		}
 		old := cookie
-		cookie = "session=" + rec.Result().Cookies()[0].Value
+		cookie = cookieName + "=" + rec.Result().Cookies()[0].Value
 		if old == cookie {
 			t.Fatal("Migrate kept the token")
 		}
@@ -311,7 +314,7 @@ func TestMigrateOnCluster(t *testing.T) {
 		if err := a.mgr.Migrate(rec, req, s); err != nil {
 			t.Fatalf("migrate %d: %v", i, err)
 		}
-		next := "session=" + rec.Result().Cookies()[0].Value
+		next := cookieName + "=" + rec.Result().Cookies()[0].Value
 		if code, body, _ := a.do(t, "/read", cookie); code != 200 || body != "0" {
 			t.Fatalf("old token after Migrate on the cluster: %d %q, want a new session", code, body)
 		}
@@ -452,7 +455,7 @@ func TestMigrateThroughSentinel(t *testing.T) {
 	if err := a.mgr.Migrate(rec, req, s); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	next := "session=" + rec.Result().Cookies()[0].Value
+	next := cookieName + "=" + rec.Result().Cookies()[0].Value
 	if _, body, _ := a.do(t, "/read", next); body != "1" {
 		t.Fatalf("new token through Sentinel: %q, want 1", body)
 	}
