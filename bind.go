@@ -1,7 +1,7 @@
 package sessions
 
 import (
-	"crypto/sha256"
+	"crypto/subtle"
 	"net/http"
 )
 
@@ -14,11 +14,27 @@ type SuspiciousEvent struct {
 	Reason string
 }
 
-// binding returns the SHA-256 of Config.Bind's value for r: only the hash is
-// stored, so the store holds no User-Agent or address.
-func (m *Manager[T]) binding(r *http.Request) []byte {
-	sum := sha256.Sum256([]byte("sessions-bind\x00" + m.cfg.Bind(r)))
-	return sum[:]
+// bindingMatches reports whether s's stored binding matches the request's
+// value (s.bindIn), in constant time. Only a keyed hash of the value is
+// stored (see sealer.bind), so the store holds no User-Agent or address,
+// nor anything to test guesses against. A session stored before Bind was
+// configured is bound now (its binding is written with its next write); one
+// stored in format 1 is compared by its old unkeyed hash, and its binding
+// is upgraded at its next write.
+func (m *Manager[T]) bindingMatches(s *Session[T], format byte) bool {
+	want := m.sealerOf(s).bind(s.bindIn)
+	switch {
+	case s.bind == nil:
+		s.bind = want
+		return true
+	case format == formatV1:
+		if subtle.ConstantTimeCompare(s.bind, legacyBinding(s.bindIn)) != 1 {
+			return false
+		}
+		s.bind = want
+		return true
+	}
+	return subtle.ConstantTimeCompare(s.bind, want) == 1
 }
 
 // suspicious reports a suspicious request to Config.OnSuspicious.

@@ -2,7 +2,6 @@ package sessions
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,8 +15,7 @@ import (
 func (m *Manager[T]) newSession(r *http.Request) *Session[T] {
 	s := &Session[T]{isNew: true}
 	if m.cfg.Bind != nil && r != nil {
-		s.bind = m.binding(r)
-		s.base.bind = s.bind
+		s.bindIn = m.cfg.Bind(r) // bound when it is created, under its token's key
 	}
 	return s
 }
@@ -57,7 +55,7 @@ func (m *Manager[T]) Load(w http.ResponseWriter, r *http.Request) (*Session[T], 
 		via candidate
 	)
 	for _, c := range cands {
-		cf, err := m.fetch(ctx, storeKey(c.token), now)
+		cf, err := m.fetch(ctx, c.token, now)
 		if errors.Is(err, backend.ErrNotFound) {
 			continue // unknown or ended: never shadows a live session
 		}
@@ -102,7 +100,7 @@ const maxForwards = 3
 // session; only a store failure is an error.
 func (m *Manager[T]) load(w http.ResponseWriter, r *http.Request, token string) (*Session[T], error) {
 	ctx, now := r.Context(), m.cfg.Now()
-	f, err := m.fetch(ctx, storeKey(token), now)
+	f, err := m.fetch(ctx, token, now)
 	if errors.Is(err, backend.ErrNotFound) {
 		return m.newSession(r), nil
 	}
@@ -118,47 +116,70 @@ func (m *Manager[T]) load(w http.ResponseWriter, r *http.Request, token string) 
 
 // fetched is an entry as fetch read it.
 type fetched struct {
-	key       string // where it is stored
+	key       string  // where it is stored
+	token     string  // key's token ("" behind a forward record of format 1)
+	seal      *sealer // token's keys, once derived
 	e         backend.Entry
 	forwarded bool // reached through a rotated token's forward record
 	slid      bool // the store already moved its idle deadline (GetTouch)
 }
 
-// fetch reads the entry under key. Without Config.Bind it slides the idle
+// sealer returns the keys of f's token, deriving them once.
+func (f *fetched) sealer() *sealer {
+	if f.seal == nil && f.token != "" {
+		f.seal = newSealer(f.token)
+	}
+	return f.seal
+}
+
+// fetch reads the entry of token. Without Config.Bind it slides the idle
 // deadline in the same step when due (backend.GetToucher); with Bind the
 // deadline must not move before the binding is checked, so that a stolen
 // cookie cannot keep the victim's session alive. A forward record of a
-// token rotated within the grace window leads to the session it moved to.
-func (m *Manager[T]) fetch(ctx context.Context, key string, now time.Time) (fetched, error) {
-	f := fetched{key: key}
+// token rotated within the grace window leads, opened with the token's
+// key, to the session it moved to; one that does not open is no session.
+func (m *Manager[T]) fetch(ctx context.Context, token string, now time.Time) (fetched, error) {
+	f := fetched{key: storeKey(token), token: token}
 	var err error
 	if m.cfg.Bind == nil {
-		f.e, f.slid, err = m.st.getTouch(ctx, key, now, m.touchThreshold(now), now.Add(m.cfg.IdleTimeout))
+		f.e, f.slid, err = m.st.getTouch(ctx, f.key, now, m.touchThreshold(now), now.Add(m.cfg.IdleTimeout))
 	} else {
-		f.e, err = m.st.Get(ctx, key)
+		f.e, err = m.st.Get(ctx, f.key)
 	}
 	for hops := 0; err == nil; hops++ {
-		next, ok := decodeForward(f.e.Value)
-		if !ok {
+		if !isForward(f.e.Value) {
 			return f, nil
 		}
-		if hops == maxForwards || !now.Before(f.e.Expires) {
+		if hops == maxForwards || !now.Before(f.e.Expires) || f.token == "" {
 			return f, backend.ErrNotFound
 		}
-		f.key, f.forwarded, f.slid = next, true, false
+		next, key, ferr := openForward(f.e.Value, f.sealer(), f.key)
+		if ferr != nil {
+			m.cfg.Logger.WarnContext(ctx, "sessions: a forward record does not open; starting a new session", "err", ferr)
+			return f, backend.ErrNotFound
+		}
+		f = fetched{key: key, token: next, forwarded: true}
 		f.e, err = m.st.Get(ctx, f.key)
 	}
 	return f, err
 }
 
 // open makes the Session stored in f, or reports false when there is none
-// to serve: the entry is corrupt, ended at now, bound to another client
-// (reported to Config.OnSuspicious) or holds data that does not decode.
+// to serve: the entry is corrupt or does not open with its token's key,
+// ended at now, bound to another client (reported to Config.OnSuspicious)
+// or holds data that does not decode.
 func (m *Manager[T]) open(r *http.Request, token string, f fetched, now time.Time) (*Session[T], bool) {
 	ctx := r.Context()
 	env, err := decodeEnvelope(f.e.Value)
+	if err == nil && env.sealed != nil {
+		if f.token == "" {
+			err = fmt.Errorf("%w: no token to open it with", errNotOpened)
+		} else {
+			err = env.open(f.sealer(), f.key)
+		}
+	}
 	if err != nil {
-		m.cfg.Logger.WarnContext(ctx, "sessions: stored session is corrupt; starting a new one", "err", err)
+		m.cfg.Logger.WarnContext(ctx, "sessions: stored session is corrupt or does not open; starting a new one", "err", err)
 		return nil, false
 	}
 	if !alive(now, f.e.Expires, env.absolute) {
@@ -167,6 +188,8 @@ func (m *Manager[T]) open(r *http.Request, token string, f fetched, now time.Tim
 	s := &Session[T]{
 		token:     token,
 		key:       f.key,
+		keyToken:  f.token,
+		seal:      f.seal,
 		handle:    env.handle,
 		created:   env.created,
 		absolute:  env.absolute,
@@ -180,13 +203,10 @@ func (m *Manager[T]) open(r *http.Request, token string, f fetched, now time.Tim
 		forwarded: f.forwarded,
 	}
 	if m.cfg.Bind != nil {
-		b := m.binding(r)
-		if s.bind != nil && subtle.ConstantTimeCompare(s.bind, b) != 1 {
+		s.bindIn = m.cfg.Bind(r)
+		if !m.bindingMatches(s, env.format) {
 			m.suspicious(r, s.Handle(), "binding mismatch: the request does not match the client the session was bound to")
 			return nil, false
-		}
-		if s.bind == nil { // stored before Bind was configured: bind it now
-			s.bind = b
 		}
 	}
 	if err := m.cfg.Codec.Unmarshal(env.data, &s.Data); err != nil {

@@ -53,6 +53,7 @@ type Manager[T any] struct {
 	unstable bool   // T may hold maps: equal values may encode differently
 	ctxKey   *contextKey
 	started  time.Time // when New made the Manager (see CookieConfig.Name)
+	sealing  bool      // seal what is stored (see seal.go): the store is not backend.InProcess
 }
 
 type contextKey struct{ name string }
@@ -83,6 +84,7 @@ func New[T any](cfg Config) (*Manager[T], error) {
 		m.cfg.Store, m.ownStore = mem, mem
 	}
 	m.st = newStore(m.cfg.Store)
+	m.sealing = !m.st.inProcess
 	if cfg.MaxSessionsPerOwner > 0 && m.st.indexer == nil {
 		return nil, fmt.Errorf("%w: MaxSessionsPerOwner needs a store that implements backend.Indexer: %w", ErrInvalidConfig, backend.ErrUnsupported)
 	}

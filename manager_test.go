@@ -423,8 +423,9 @@ func TestCorruptStoredBytesGiveFreshSession(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"garbage", []byte("not an envelope at all, just text")},
-		{"truncated envelope", appendEnvelope(nil, &envelope{created: time.Now(), absolute: time.Now(), issued: time.Now()})[:20]},
-		{"data the codec rejects", appendEnvelope(nil, &envelope{created: time.Now(), absolute: time.Now().Add(time.Hour), issued: time.Now(), data: []byte{0xc1}})},
+		{"truncated envelope", appendEnvelope(nil, &envelope{created: time.Now(), absolute: time.Now(), issued: time.Now()}, nil, "")[:20]},
+		{"data the codec rejects", appendEnvelope(nil, &envelope{created: time.Now(), absolute: time.Now().Add(time.Hour), issued: time.Now(), data: []byte{0xc1}}, nil, "")},
+		{"sealed under another token", appendEnvelope(nil, &envelope{created: time.Now(), absolute: time.Now().Add(time.Hour), issued: time.Now(), data: []byte{0x80}}, newSealer(newToken()), storeKey(token))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := env.store.inner.Get(t.Context(), storeKey(token))

@@ -2,32 +2,63 @@ package sessions
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/sessionx/sessions/backend"
 )
 
 // Forward records: a rotated token's key keeps, for Config.RotateGrace, a
-// record naming the key its session moved to (see Manager.rotate). These
-// helpers let requests that loaded the session before a rotation find it.
+// record holding the new token sealed under the old token's key (see
+// Manager.rotateTo). These helpers let requests that loaded the session
+// before a rotation find it.
 
-// current returns the key that holds the session now stored under key (key
-// itself, or the end of its forward chain) and the entry stored there. A
-// missing key, or a chain longer than maxForwards, is backend.ErrNotFound
-// with the last key looked at.
-func (m *Manager[T]) current(ctx context.Context, key string) (string, backend.Entry, error) {
+// position is where a session is stored: its key, the token of that key
+// ("" behind a forward record of format 1), and that token's keys.
+type position struct {
+	key, token string
+	seal       *sealer
+}
+
+// current follows the forward chain from s's key and returns where the
+// session is stored now, with the entry stored there. A missing key, a
+// forward record that does not open, or a chain longer than maxForwards,
+// is backend.ErrNotFound.
+func (m *Manager[T]) current(ctx context.Context, s *Session[T]) (position, backend.Entry, error) {
+	p := position{key: s.key, token: s.keyToken, seal: m.sealerOf(s)}
 	for hops := 0; hops <= maxForwards; hops++ {
-		e, err := m.st.Get(ctx, key)
+		e, err := m.st.Get(ctx, p.key)
 		if err != nil {
-			return key, backend.Entry{}, err
+			return p, backend.Entry{}, err
 		}
-		next, ok := decodeForward(e.Value)
-		if !ok {
-			return key, e, nil
+		if !isForward(e.Value) {
+			return p, e, nil
 		}
-		key = next
+		if p.token == "" {
+			return p, backend.Entry{}, backend.ErrNotFound
+		}
+		token, key, err := openForward(e.Value, p.seal, p.key)
+		if err != nil {
+			return p, backend.Entry{}, backend.ErrNotFound
+		}
+		p = position{key: key, token: token}
+		if token != "" {
+			p.seal = newSealer(token)
+		}
 	}
-	return key, backend.Entry{}, backend.ErrNotFound
+	return p, backend.Entry{}, backend.ErrNotFound
+}
+
+// openAt decodes the entry e stored at p and opens its sealed part.
+func openAt(p position, e backend.Entry) (envelope, error) {
+	env, err := decodeEnvelope(e.Value)
+	if err == nil && env.sealed != nil {
+		if p.seal == nil {
+			return env, fmt.Errorf("%w: no token to open it with", errNotOpened)
+		}
+		err = env.open(p.seal, p.key)
+	}
+	return env, err
 }
 
 // followRotation is called when a conditional write of s met ErrConflict.
@@ -41,22 +72,24 @@ func (m *Manager[T]) followRotation(ctx context.Context, s *Session[T]) bool {
 		return false // no rotation, no forward records: a plain conflict
 	}
 	cur, err := m.st.Get(ctx, s.key)
-	if err != nil {
+	if err != nil || !isForward(cur.Value) || cur.Version != s.version+1 {
 		return false
 	}
-	next, ok := decodeForward(cur.Value)
-	if !ok || cur.Version != s.version+1 {
+	token, key, err := openForward(cur.Value, m.sealerOf(s), s.key)
+	if err != nil || token == "" {
 		return false
 	}
-	e, err := m.st.Get(ctx, next)
+	p := position{key: key, token: token, seal: newSealer(token)}
+	e, err := m.st.Get(ctx, key)
 	if err != nil || e.Version != s.version+1 {
 		return false
 	}
-	env, err := decodeEnvelope(e.Value)
+	env, err := openAt(p, e)
 	if err != nil || env.handle != s.handle || string(env.data) != string(s.base.data) {
 		return false
 	}
-	s.key, s.version, s.forwarded, s.issued = next, e.Version, true, env.issued
+	s.key, s.keyToken, s.seal = p.key, p.token, p.seal
+	s.version, s.forwarded, s.issued = e.Version, true, env.issued
 	return true
 }
 

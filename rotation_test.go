@@ -30,7 +30,7 @@ func rotateNow(t *testing.T, env *testEnv[visitV1], cookie string) string {
 	if len(c) != 1 || cookieName+"="+c[0].Value == cookie {
 		t.Fatal("no rotation")
 	}
-	return cookieName+"=" + c[0].Value
+	return cookieName + "=" + c[0].Value
 }
 
 func TestDestroyLoadedBeforeRotationEndsTheSession(t *testing.T) {

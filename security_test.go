@@ -19,7 +19,7 @@ func TestFixationPlantedUnknownTokenFindsNothingAfterLogin(t *testing.T) {
 	env := newTestEnv[visitV1](t, Config{})
 	var s *Session[visitV1]
 	h := loginFlow(t, env, &s)
-	planted := cookieName+"=" + newToken() // the attacker sets this cookie in the victim's browser
+	planted := cookieName + "=" + newToken() // the attacker sets this cookie in the victim's browser
 	rec := serve(t, h, "POST", "/login", planted)
 	victim, ok := sessionCookie(t, rec, cookieName)
 	if !ok || cookieName+"="+victim.Value == planted {
@@ -136,7 +136,7 @@ func TestBindingDefaultReportIsLoggedWithHandleOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := w.Result().Cookies()[0].Value
-	r2 := httptestRequest(cookieName+"=" + token)
+	r2 := httptestRequest(cookieName + "=" + token)
 	r2.Header.Set("User-Agent", "b")
 	if s2, _ := env.mgr.Load(newHeaderWriter(), r2); !s2.IsNew() {
 		t.Fatal("mismatched binding got the session")
@@ -222,7 +222,7 @@ func TestRevocationSessionsAndDestroyAll(t *testing.T) {
 		if err := env.mgr.Migrate(w, r, s); err != nil {
 			t.Fatal(err)
 		}
-		return cookieName+"=" + w.Result().Cookies()[0].Value, s.Handle()
+		return cookieName + "=" + w.Result().Cookies()[0].Value, s.Handle()
 	}
 	var cookies, handles []string
 	for i := 0; i < 3; i++ {
@@ -439,14 +439,14 @@ func TestCookieHeaderTorture(t *testing.T) {
 		header    string
 		wantReads int64
 	}{
-		{"empty value", cookieName+"=", 0},
-		{"8 KiB value", cookieName+"=" + strings.Repeat("a", 8<<10), 0},
-		{"1 MiB header", cookieName+"=" + strings.Repeat("a", 1<<20), 0},
-		{"many cookies with the same name", strings.Repeat(cookieName+"=bad; ", 500) + cookieName+"=" + good, 1},
-		{"non-ASCII", cookieName+"=" + strings.Repeat("é", 20), 0},
+		{"empty value", cookieName + "=", 0},
+		{"8 KiB value", cookieName + "=" + strings.Repeat("a", 8<<10), 0},
+		{"1 MiB header", cookieName + "=" + strings.Repeat("a", 1<<20), 0},
+		{"many cookies with the same name", strings.Repeat(cookieName+"=bad; ", 500) + cookieName + "=" + good, 1},
+		{"non-ASCII", cookieName + "=" + strings.Repeat("é", 20), 0},
 		{"control bytes", "session=\x00\x01\x02" + good[3:], 0},
-		{"tampered", cookieName+"=" + good[:20] + "*" + good[21:], 0},
-		{"truncated", cookieName+"=" + good[:30], 0},
+		{"tampered", cookieName + "=" + good[:20] + "*" + good[21:], 0},
+		{"truncated", cookieName + "=" + good[:30], 0},
 		{"no equals sign", cookieName, 0},
 		{"only separators", ";;;;", 0},
 	}
@@ -621,7 +621,7 @@ func TestCookieTossingUnknownTokenNeverShadowsLiveOne(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, header, want string
-		reported          int
+		reported           int
 	}{
 		{"unknown first", "sid=" + newToken() + "; " + cookieHeader(victim), "victim", 0},
 		{"ended first", cookieHeader(ended) + "; " + cookieHeader(victim), "victim", 0},

@@ -24,8 +24,11 @@ type Session[T any] struct {
 	// Data is what the session holds. A new session starts with the zero T.
 	Data T
 
-	token    string // the secret in the cookie; "" while the session is new
-	key      string // storeKey(token)
+	token    string  // the secret in the request's cookie; "" while the session is new
+	key      string  // where the session is stored: storeKey(keyToken)
+	keyToken string  // the token of key: token, or the one a rotated token forwards to
+	seal     *sealer // keyToken's keys, derived when first needed
+	bindIn   string  // Config.Bind's value for this request, when Bind is set
 	handle   uuid.UUID
 	created  time.Time
 	absolute time.Time // the absolute deadline
@@ -33,7 +36,7 @@ type Session[T any] struct {
 	expires  time.Time // the idle deadline, as last known to be in the store
 	version  uint64    // the stored version this session was loaded at
 	owner    string
-	bind     []byte // SHA-256 of Config.Bind's value, or nil
+	bind     []byte // the stored binding (see sealer.bind), or nil
 	csrf     []byte // CSRF secret, or nil until CSRFToken is first called
 	base     stored // what the store holds (or, while new, would hold)
 	isNew    bool
@@ -136,9 +139,10 @@ func (s Session[T]) LogValue() slog.Value {
 }
 
 // reset makes s a new, empty session, detached from any stored one. It
-// keeps the binding: it is the request's client's (Load checked it), so a
-// session the request stores afterwards (a flash message after logout) is
-// bound to the same client at once, never to whichever client comes next.
+// keeps the request's binding value (Load checked it against the stored
+// binding), so that a session the request stores afterwards (a flash
+// message after logout) is bound to the same client at once, never to
+// whichever client comes next.
 func (s *Session[T]) reset() {
-	*s = Session[T]{isNew: true, bind: s.bind, base: stored{bind: s.bind}}
+	*s = Session[T]{isNew: true, bindIn: s.bindIn}
 }

@@ -32,6 +32,7 @@ type store struct {
 	replacer   backend.Replacer
 	getToucher backend.GetToucher
 	indexer    backend.Indexer
+	inProcess  bool // backend.InProcess says the bytes stay in this process
 }
 
 func newStore(st backend.Store) store {
@@ -40,6 +41,9 @@ func newStore(st backend.Store) store {
 	s.replacer, _ = st.(backend.Replacer)
 	s.getToucher, _ = st.(backend.GetToucher)
 	s.indexer, _ = st.(backend.Indexer)
+	if ip, ok := st.(backend.InProcess); ok {
+		s.inProcess = ip.InProcess()
+	}
 	return s
 }
 

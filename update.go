@@ -124,10 +124,10 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 // (destroyed, migrated, expired), s ends (see Manager.ended) and the error
 // wraps ErrGone.
 func (m *Manager[T]) reload(ctx context.Context, w http.ResponseWriter, s *Session[T]) error {
-	key, e, err := m.current(ctx, s.key) // rotated meanwhile: follow it
+	p, e, err := m.current(ctx, s) // rotated meanwhile: follow it
 	var env envelope
 	if err == nil {
-		if env, err = decodeEnvelope(e.Value); err == nil && env.handle != s.handle {
+		if env, err = openAt(p, e); err == nil && env.handle != s.handle {
 			err = backend.ErrNotFound // another session is stored under the key
 		}
 	}
@@ -142,8 +142,8 @@ func (m *Manager[T]) reload(ctx context.Context, w http.ResponseWriter, s *Sessi
 	if err := m.cfg.Codec.Unmarshal(env.data, &data); err != nil {
 		return fmt.Errorf("reload: decode session data: %w", err)
 	}
-	if key != s.key {
-		s.key, s.forwarded = key, true
+	if p.key != s.key {
+		s.key, s.keyToken, s.seal, s.forwarded = p.key, p.token, p.seal, true
 	}
 	if s.owner == s.base.owner {
 		s.owner = env.owner // no pending owner: take the stored one

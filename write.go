@@ -169,10 +169,29 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 	} else if !now.Before(absolute) {
 		return fmt.Errorf("%w: its absolute deadline %v has passed", ErrExpired, absolute)
 	}
-	token, key, issued := s.token, s.key, s.issued
-	if s.isNew || st != stepSave {
+	// The target: where and under which token's keys the session goes.
+	token, key, issued, bind, seal := s.keyToken, s.key, s.issued, s.bind, s.seal
+	newTok := s.isNew || st != stepSave
+	if newTok {
 		token = newToken()
-		key, issued = storeKey(token), now
+		key, issued, seal = storeKey(token), now, nil
+		if m.cfg.Bind != nil {
+			seal = newSealer(token)
+			bind = seal.bind(s.bindIn) // bound under the new token's key
+		}
+	}
+	sealFor := func() *sealer { // the target's keys, when the store is sealed
+		if !m.sealing {
+			return nil
+		}
+		if seal == nil {
+			if !newTok {
+				seal = m.sealerOf(s)
+			} else {
+				seal = newSealer(token)
+			}
+		}
+		return seal
 	}
 	s.ensureHandle()
 	if st == stepMigrate && s.csrf != nil {
@@ -181,7 +200,7 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 		s.csrf = newCSRFSecret()
 	}
 	e := backend.Entry{
-		Value:   m.envelope(s, created, absolute, issued, data),
+		Value:   m.envelope(s, created, absolute, issued, bind, data, sealFor(), key),
 		Expires: m.idleDeadline(now, absolute),
 		Limit:   absolute,
 		Version: version,
@@ -196,27 +215,28 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 	case st == stepSave:
 		err = m.st.setIf(ctx, s.key, s.version, now, e)
 		if errors.Is(err, backend.ErrConflict) && m.followRotation(ctx, s) {
-			// Only rotated meanwhile: write at the new key, with its
-			// issue time.
-			e.Version, e.Value = s.version+1, m.envelope(s, created, absolute, s.issued, data)
+			// Only rotated meanwhile: write at the new key, under its
+			// token's keys, with its issue time.
+			token, key, seal = s.keyToken, s.key, s.seal
+			e.Version, e.Value = s.version+1, m.envelope(s, created, absolute, s.issued, bind, data, sealFor(), key)
 			err = m.st.setIf(ctx, s.key, s.version, now, e)
 		}
 		if errors.Is(err, backend.ErrConflict) && (policy == ConflictKeepTheirs || policy == ConflictOverwrite) {
 			err = m.resolveConflict(ctx, s, now, &e, policy)
 		}
-		key, issued = s.key, s.issued // moved if the session was rotated meanwhile
+		issued = s.issued
 	case st == stepMigrate:
 		err = m.st.replace(ctx, s.key, s.version, key, now, e)
 	case st == stepRotate:
-		err = m.rotateTo(ctx, s, key, now, e)
+		err = m.rotateTo(ctx, s, token, now, e)
 	}
 	if err != nil {
 		return err
 	}
 
 	// Stored: s becomes what the store holds.
-	oldKey, prevOwner, tokenChanged := s.key, s.base.owner, token != s.token
-	if tokenChanged && s.forwarded && st == stepMigrate {
+	oldKey, prevOwner := s.key, s.base.owner
+	if newTok && s.forwarded && st == stepMigrate {
 		// The request came with a rotated-away token that still forwards
 		// here: end it now, as Migrate promises for the request's token.
 		if err := m.st.Delete(ctx, storeKey(s.token)); err != nil {
@@ -225,17 +245,18 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 	}
 	expiresMoved := !e.Expires.Equal(s.expires)
 	created0 := s.isNew
-	s.token, s.key, s.issued, s.expires, s.version = token, key, issued, e.Expires, e.Version
+	if newTok {
+		s.token, s.forwarded = token, false
+	}
+	s.key, s.keyToken, s.seal, s.bind = key, token, seal, bind
+	s.issued, s.expires, s.version = issued, e.Expires, e.Version
 	s.created, s.absolute, s.isNew = created, absolute, false
 	s.base = stored{data: data, owner: s.owner, bind: s.bind, csrf: s.csrf}
-	if tokenChanged {
-		s.forwarded = false
-	}
 	if oldKey == key {
 		oldKey = ""
 	}
 	m.ownerAfter(ctx, s, ow, prevOwner, oldKey)
-	if tokenChanged || (expiresMoved && !m.cfg.Cookie.SessionOnly) {
+	if newTok || (expiresMoved && !m.cfg.Cookie.SessionOnly) {
 		m.setCookie(w, s, now)
 	}
 	switch {
@@ -247,17 +268,20 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 	return nil
 }
 
-// rotateTo stores e under key and replaces s's old key by a forward record
-// to it, valid for Config.RotateGrace, only if the old key still holds the
+// rotateTo stores e under token's key and replaces s's old key by a
+// forward record to it, valid for Config.RotateGrace, only if the old key still holds the
 // version loaded; if that fails, key is removed again. The new key is
 // written first, so that at no moment does neither token work.
-func (m *Manager[T]) rotateTo(ctx context.Context, s *Session[T], key string, now time.Time, e backend.Entry) error {
+func (m *Manager[T]) rotateTo(ctx context.Context, s *Session[T], token string, now time.Time, e backend.Entry) error {
+	key := storeKey(token)
 	graceEnd := now.Add(m.cfg.RotateGrace)
 	if graceEnd.After(s.expires) {
 		graceEnd = s.expires
 	}
 	forward := backend.Entry{
-		Value:   appendForward(nil, key),
+		// The new token, sealed under the old one's key: only requests
+		// with the old token can follow it, and a dump learns nothing.
+		Value:   appendForward(nil, m.sealerOf(s), s.key, token),
 		Expires: graceEnd,
 		Limit:   graceEnd, // a load through it never extends it
 		Version: s.version + 1,
@@ -283,7 +307,7 @@ func (m *Manager[T]) resolveConflict(ctx context.Context, s *Session[T], now tim
 	if err != nil {
 		return err // backend.ErrNotFound: gone
 	}
-	if _, fwd := decodeForward(cur.Value); fwd {
+	if isForward(cur.Value) {
 		// Rotated meanwhile: writing here would revive the old token.
 		return fmt.Errorf("%w: the session was rotated", ErrConflict)
 	}
@@ -339,19 +363,28 @@ func (m *Manager[T]) encode(s *Session[T]) ([]byte, error) {
 	return data, nil
 }
 
-// envelope returns the stored form of s with the given timestamps and data.
-func (m *Manager[T]) envelope(s *Session[T], created, absolute, issued time.Time, data []byte) []byte {
+// envelope returns the stored form of s with the given timestamps,
+// binding and data, for key, sealed by sl (not sealed when sl is nil).
+func (m *Manager[T]) envelope(s *Session[T], created, absolute, issued time.Time, bind, data []byte, sl *sealer, key string) []byte {
 	env := envelope{
 		created:  created,
 		absolute: absolute,
 		issued:   issued,
 		handle:   s.handle,
 		owner:    s.owner,
-		bind:     s.bind,
+		bind:     bind,
 		csrf:     s.csrf,
 		data:     data,
 	}
-	return appendEnvelope(make([]byte, 0, envelopeSize(&env)), &env)
+	return appendEnvelope(make([]byte, 0, envelopeSize(&env)), &env, sl, key)
+}
+
+// sealerOf returns the keys of the token of s's key, deriving them once.
+func (m *Manager[T]) sealerOf(s *Session[T]) *sealer {
+	if s.seal == nil {
+		s.seal = newSealer(s.keyToken)
+	}
+	return s.seal
 }
 
 // Destroy ends the session: it removes it from the store, so that its token
@@ -372,7 +405,9 @@ func (m *Manager[T]) Destroy(w http.ResponseWriter, r *http.Request, s *Session[
 			// points to. (Without rotation there are no forward records,
 			// and logout costs no read.)
 			var err error
-			if key, _, err = m.current(ctx, s.key); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			var p position
+			p, _, err = m.current(ctx, s)
+			if key = p.key; err != nil && !errors.Is(err, backend.ErrNotFound) {
 				m.revert(s)
 				return fmt.Errorf("sessions: destroy session %s: %w", s.Handle(), err)
 			}

@@ -155,7 +155,7 @@ func TestMoveFallbackWithoutReplacer(t *testing.T) {
 	if old, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie)); !old.IsNew() {
 		t.Fatal("the old token still works after the fallback move")
 	}
-	moved := cookieName+"=" + w.Result().Cookies()[0].Value
+	moved := cookieName + "=" + w.Result().Cookies()[0].Value
 	if got, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(moved)); got.Data.User != "ann (logged in)" {
 		t.Fatalf("the new token gives %+v", got.Data)
 	}
@@ -220,8 +220,13 @@ func TestVanishedSessionIsGoneNotChanged(t *testing.T) {
 	var logs strings.Builder
 	h := env.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := env.mgr.Get(r)
+		// Two other visitors who came back evict the least recently
+		// active session: the victim, whose request is still running.
 		clock.Advance(time.Second)
-		newStoredSession(t, env) // two other visitors evict the victim
+		other := newStoredSession(t, env)
+		if _, err := env.mgr.Load(newHeaderWriter(), httptestRequest(other)); err != nil {
+			t.Fatal(err)
+		}
 		clock.Advance(time.Second)
 		newStoredSession(t, env)
 		s.Data.Count++

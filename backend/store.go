@@ -21,6 +21,10 @@
 //   - Indexer: keep, per owner (a user id), the keys of the owner's sessions,
 //     for listing them and ending them all. Without it Manager.Sessions and
 //     Manager.DestroyAll return ErrUnsupported.
+//   - InProcess: the store keeps its bytes only in this process's memory,
+//     so the core does not seal them. Without it, the core seals what it
+//     stores (the session's data, CSRF secret and binding), as a store
+//     outside the process needs.
 //   - io.Closer: release the store's resources.
 //
 // Package storetest holds the conformance suite every store must pass.
@@ -207,4 +211,20 @@ type Indexer interface {
 	// Owned returns the keys recorded for owner whose limit has not
 	// passed, in no particular order; none is not an error.
 	Owned(ctx context.Context, owner string) ([]string, error)
+}
+
+// InProcess may be implemented by a Store that keeps its bytes only in the
+// memory of the process that uses it (no file, no network, no other
+// process), to say whether the core may leave them unsealed.
+//
+// The core seals the private part of every session (its data, CSRF secret,
+// binding and owner) with a key derived from the session's token, so that a
+// copy of the store (a dump, a backup, a replica) reveals none of it. That
+// costs about a microsecond per request. A store in the process's own memory
+// is exposed only together with the process, whose memory also holds the
+// tokens of the requests in flight: sealing it buys little. When
+// InProcess returns true, the core does not seal; without this interface, or
+// when it returns false, the core seals.
+type InProcess interface {
+	InProcess() bool
 }
