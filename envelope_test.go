@@ -157,7 +157,7 @@ func TestEnvelopeRejectsCorruptInput(t *testing.T) {
 		{"bad varint", append(append([]byte{}, good[:fixedV2]...), 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)},
 		{"zero timestamps", append([]byte{envelopeMagic, envelopeFormat, 0}, make([]byte, fixedV2)...)},
 		{"sealed part too short", sealed[:len(sealed)-len(sealed)+fixedV2+2]},
-		{"owner without its hash", appendEnvelope(nil, &envelope{created: now, absolute: now, issued: now}, nil, "")[:fixedV2+1:fixedV2+1]},
+		{"owner without its hash", appendEnvelope(nil, &envelope{created: now, absolute: now, issued: now}, nil, "")[: fixedV2+1 : fixedV2+1]},
 	}
 	tests[len(tests)-1].b = append(append([]byte{}, tests[len(tests)-1].b...), fieldOwner, 1, 'x', fieldEnd)
 	for _, tc := range tests {
