@@ -3,8 +3,10 @@ package sessions
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -118,6 +120,15 @@ func (m *Manager[T]) DestroySession(ctx context.Context, owner, handle string) e
 	return ErrNoSuchSession
 }
 
+// indexID is the name under which owner's sessions are indexed in the
+// store: the hex of its hash (see ownerHash), so that no store, and no dump
+// of one, holds the owner (often a user id or an e-mail address). The
+// index lists session keys per indexID; the readable part of each session
+// holds the same hash, which Sessions checks.
+func indexID(owner string) string {
+	return hex.EncodeToString(ownerHash(owner))
+}
+
 type ownedSession struct {
 	key  string
 	info SessionInfo
@@ -131,9 +142,20 @@ func (m *Manager[T]) ownerSessions(ctx context.Context, owner string) ([]ownedSe
 	if owner == "" {
 		return nil, nil
 	}
-	keys, err := m.st.indexer.Owned(ctx, owner)
+	keys, err := m.st.indexer.Owned(ctx, indexID(owner))
 	if err != nil {
 		return nil, fmt.Errorf("sessions: sessions of an owner: %w", err)
+	}
+	// Sessions indexed before owners were hashed for the index are under
+	// the owner itself: read them too, until they have all ended.
+	legacy, err := m.st.indexer.Owned(ctx, owner)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: sessions of an owner: %w", err)
+	}
+	for _, k := range legacy {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
 	}
 	now, want := m.cfg.Now(), ownerHash(owner)
 	var list []ownedSession
@@ -168,7 +190,11 @@ func (m *Manager[T]) ownerSessions(ctx context.Context, owner string) ([]ownedSe
 		}})
 	}
 	if len(dead) > 0 {
-		if err := m.st.indexer.RemoveOwned(ctx, owner, dead...); err != nil {
+		err := m.st.indexer.RemoveOwned(ctx, indexID(owner), dead...)
+		if err == nil && len(legacy) > 0 {
+			err = m.st.indexer.RemoveOwned(ctx, owner, dead...)
+		}
+		if err != nil {
 			m.cfg.Logger.WarnContext(ctx, "sessions: pruning the owner index failed", "err", err)
 		}
 	}
@@ -182,7 +208,7 @@ func (m *Manager[T]) destroyKey(ctx context.Context, owner, key, handle string) 
 		return fmt.Errorf("sessions: destroy session %s: %w", handle, err)
 	}
 	if m.st.indexer != nil && owner != "" {
-		if err := m.st.indexer.RemoveOwned(ctx, owner, key); err != nil {
+		if err := m.st.indexer.RemoveOwned(ctx, indexID(owner), key); err != nil {
 			m.cfg.Logger.WarnContext(ctx, "sessions: removing from the owner index failed", "session", handle, "err", err)
 		}
 	}
@@ -242,7 +268,7 @@ func (m *Manager[T]) ownerBefore(ctx context.Context, s *Session[T], key string,
 		}
 		ow.evict = evict
 	}
-	if err := m.st.indexer.AddOwned(ctx, s.owner, key, absolute); err != nil {
+	if err := m.st.indexer.AddOwned(ctx, indexID(s.owner), key, absolute); err != nil {
 		return ow, fmt.Errorf("owner index: %w", err)
 	}
 	ow.recorded = true
@@ -261,7 +287,7 @@ func (m *Manager[T]) ownerAfter(ctx context.Context, s *Session[T], ow ownerWrit
 		return
 	}
 	if ow.recorded {
-		if err := m.st.indexer.AddOwned(ctx, s.owner, s.key, s.absolute); err != nil {
+		if err := m.st.indexer.AddOwned(ctx, indexID(s.owner), s.key, s.absolute); err != nil {
 			m.cfg.Logger.ErrorContext(ctx, "sessions: owner index: recording a session failed; Sessions and DestroyAll may miss it",
 				"session", s.Handle(), "err", err)
 		}
@@ -277,11 +303,11 @@ func (m *Manager[T]) ownerAfter(ctx context.Context, s *Session[T], ow ownerWrit
 	var err error
 	switch {
 	case prev != s.owner && oldKey != "":
-		err = m.st.indexer.RemoveOwned(ctx, prev, oldKey, s.key)
+		err = m.st.indexer.RemoveOwned(ctx, indexID(prev), oldKey, s.key)
 	case prev != s.owner:
-		err = m.st.indexer.RemoveOwned(ctx, prev, s.key)
+		err = m.st.indexer.RemoveOwned(ctx, indexID(prev), s.key)
 	case oldKey != "":
-		err = m.st.indexer.RemoveOwned(ctx, prev, oldKey)
+		err = m.st.indexer.RemoveOwned(ctx, indexID(prev), oldKey)
 	}
 	if err != nil {
 		m.cfg.Logger.WarnContext(ctx, "sessions: owner index cleanup failed", "session", s.Handle(), "err", err)

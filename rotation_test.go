@@ -212,7 +212,7 @@ func (ri *racingIndex) AddOwned(ctx context.Context, owner, key string, limit ti
 	err := ri.countingStore.AddOwned(ctx, owner, key, limit)
 	if !ri.once {
 		ri.once = true
-		ri.mgr.DestroyAll(ctx, owner, "")
+		ri.mgr.DestroyAll(ctx, "u", "") // the store sees indexID("u"), the application "u"
 	}
 	return err
 }

@@ -275,7 +275,7 @@ func TestRevocationExpiredSessionsDoNotPileUp(t *testing.T) {
 	if list, err := env.mgr.Sessions(t.Context(), "user-42"); err != nil || len(list) != 0 {
 		t.Fatalf("Sessions after every session idled out: %d, %v", len(list), err)
 	}
-	if keys, _ := env.store.inner.Owned(t.Context(), "user-42"); len(keys) != 0 {
+	if keys, _ := env.store.inner.Owned(t.Context(), indexID("user-42")); len(keys) != 0 {
 		t.Errorf("%d index records of ended sessions are left", len(keys))
 	}
 }
