@@ -485,6 +485,87 @@ func TestConcurrencyCluster(t *testing.T) {
 	sessionstest.RunConcurrency(t, func(t *testing.T) backend.Store { return newStore(t, cluster.Client()) }, sessionstest.Options{})
 }
 
+// dumpRedis returns every key under t's prefix and every value: hash
+// fields and values (HGETALL), sorted set members (ZRANGE), strings (GET),
+// as a copy of Redis would hold them.
+func dumpRedis(client goredis.UniversalClient) sessionstest.Dump {
+	return func(t *testing.T, _ backend.Store) [][]byte {
+		t.Helper()
+		ctx := t.Context()
+		var out [][]byte
+		scan := func(ctx context.Context, c goredis.UniversalClient) error {
+			iter := c.Scan(ctx, 0, prefix(t)+"*", 100).Iterator()
+			for iter.Next(ctx) {
+				key := iter.Val()
+				out = append(out, []byte(key))
+				switch typ, err := c.Type(ctx, key).Result(); {
+				case err != nil:
+					return err
+				case typ == "hash":
+					m, err := c.HGetAll(ctx, key).Result()
+					if err != nil {
+						return err
+					}
+					for f, v := range m {
+						out = append(out, []byte(f), []byte(v))
+					}
+				case typ == "zset":
+					zs, err := c.ZRangeWithScores(ctx, key, 0, -1).Result()
+					if err != nil {
+						return err
+					}
+					for _, z := range zs {
+						out = append(out, []byte(fmt.Sprint(z.Member)), []byte(fmt.Sprint(z.Score)))
+					}
+				case typ == "string":
+					v, err := c.Get(ctx, key).Bytes()
+					if err != nil {
+						return err
+					}
+					out = append(out, v)
+				default:
+					return fmt.Errorf("key %q of type %s", key, typ)
+				}
+			}
+			return iter.Err()
+		}
+		var err error
+		if cc, ok := client.(*goredis.ClusterClient); ok {
+			var mu sync.Mutex
+			err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+				mu.Lock()
+				defer mu.Unlock()
+				return scan(ctx, c)
+			})
+		} else {
+			err = scan(ctx, client)
+		}
+		if err != nil {
+			t.Fatalf("dumping Redis: %v", err)
+		}
+		return out
+	}
+}
+
+func TestDumpRealRedis(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartServer(t).Client()
+	sessionstest.RunDump(t, func(t *testing.T) backend.Store { return newStore(t, client) }, dumpRedis(client))
+}
+
+func TestDumpSentinel(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartSentinel(t).Client()
+	sessionstest.RunDump(t, func(t *testing.T) backend.Store { return newStore(t, client) }, dumpRedis(client))
+}
+
+func TestDumpCluster(t *testing.T) {
+	needBinaries(t)
+	cluster := redistest.StartCluster(t)
+	client := cluster.Client()
+	sessionstest.RunDump(t, func(t *testing.T) backend.Store { return newStore(t, client) }, dumpRedis(client))
+}
+
 func TestWritesRealRedis(t *testing.T) {
 	needBinaries(t)
 	client := redistest.StartServer(t).Client()
