@@ -1,7 +1,9 @@
 package sessions
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -379,8 +381,8 @@ func TestHandlerLoadErrorGoesToErrorHandler(t *testing.T) {
 		if rec.Code != http.StatusInternalServerError {
 			t.Errorf("status = %d, want 500", rec.Code)
 		}
-		if body := rec.Body.String(); body != "Internal Server Error\n" {
-			t.Errorf("body = %q, want %q", body, "Internal Server Error\n")
+		if body := rec.Body.String(); !strings.HasPrefix(body, "Internal Server Error: ") {
+			t.Errorf("body = %q, want it to start with %q", body, "Internal Server Error: ")
 		}
 		if strings.Contains(rec.Body.String(), "store down") {
 			t.Error("the error response shows the internal error")
@@ -623,3 +625,50 @@ var (
 	_ http.Flusher  = (*commitWriter)(nil)
 	_ http.Hijacker = (*commitWriter)(nil)
 )
+
+// TestDefaultErrorAnswersAClientCanRead: the default ErrorHandler answers
+// a client that accepts JSON with an RFC 9457 problem document, others with
+// plain text, for each status it uses, never cached.
+func TestDefaultErrorAnswersAClientCanRead(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{})
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{ErrConflict, http.StatusConflict},
+		{ErrGone, http.StatusUnauthorized},
+		{ErrTooManySessions, http.StatusForbidden},
+		{errors.New("store down"), http.StatusInternalServerError},
+	} {
+		for _, accept := range []string{"application/json", "application/problem+json;q=0.9, */*", "text/html", ""} {
+			t.Run(fmt.Sprintf("%d/%s", tc.code, accept), func(t *testing.T) {
+				r := httptest.NewRequest("POST", "/", nil)
+				if accept != "" {
+					r.Header.Set("Accept", accept)
+				}
+				w := httptest.NewRecorder()
+				env.mgr.defaultErrorHandler(w, r, tc.err)
+				if w.Code != tc.code || w.Header().Get("Cache-Control") != "no-store" {
+					t.Fatalf("status %d, Cache-Control %q; want %d, no-store", w.Code, w.Header().Get("Cache-Control"), tc.code)
+				}
+				if strings.Contains(accept, "json") {
+					var p struct {
+						Title  string
+						Status int
+						Detail string
+					}
+					if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
+						t.Fatalf("Content-Type %q", ct)
+					}
+					if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || p.Status != tc.code || p.Title != http.StatusText(tc.code) || p.Detail == "" {
+						t.Fatalf("problem %+v, %v (body %q)", p, err, w.Body)
+					}
+					return
+				}
+				if !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") || !strings.HasPrefix(w.Body.String(), http.StatusText(tc.code)) {
+					t.Fatalf("plain answer %q (%s)", w.Body, w.Header().Get("Content-Type"))
+				}
+			})
+		}
+	}
+}

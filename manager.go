@@ -54,6 +54,7 @@ type Manager[T any] struct {
 	ctxKey   *contextKey
 	started  time.Time // when New made the Manager (see CookieConfig.Name)
 	sealing  bool      // seal what is stored (see seal.go): the store is not backend.InProcess
+	merge    *mergeSpec // T's merge units (see merge.go); nil when T is no struct
 }
 
 type contextKey struct{ name string }
@@ -79,6 +80,7 @@ func New[T any](cfg Config) (*Manager[T], error) {
 		return nil, fmt.Errorf("%w: the codec cannot encode %T: %v", ErrInvalidConfig, zero, err)
 	}
 	m.unstable = mayEncodeUnstably(reflect.TypeFor[T](), map[reflect.Type]bool{})
+	m.merge = newMergeSpec(reflect.TypeFor[T]())
 	if m.cfg.Store == nil {
 		mem := memory.New(memory.Options{Now: cfg.Now})
 		m.cfg.Store, m.ownStore = mem, mem

@@ -2,7 +2,9 @@ package sessions
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -111,22 +113,64 @@ func dropCookieLines(h http.Header, name string) {
 	h["Set-Cookie"] = kept
 }
 
-// defaultErrorHandler logs err and answers with a generic body: 409 for a
-// conflict, 401 for a session that ended, 403 at the owner limit, 500 for
-// anything else. A conflict or an ended session is an answer the
-// application's policy chose, not a fault: it is logged at Warn; the rest at
-// Error.
+// defaultErrorHandler logs err and answers with a body the client can
+// read: 409 for a conflict, 401 for a session that ended, 403 at the owner
+// limit, 500 for anything else. A conflict or an ended session is an answer
+// the application's policy chose, not a fault: it is logged at Warn; the
+// rest at Error. The body is an RFC 9457 problem (application/problem+json)
+// when the request accepts JSON, plain text otherwise.
 func (m *Manager[T]) defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	code, level := http.StatusInternalServerError, slog.LevelError
+	code, level, detail := http.StatusInternalServerError, slog.LevelError, "The session could not be loaded or saved. Try again later."
 	switch {
 	case errors.Is(err, ErrConflict):
 		code, level = http.StatusConflict, slog.LevelWarn
+		detail = "Another request changed the session at the same time; this request's change was not saved. Retry it."
 	case errors.Is(err, ErrGone):
 		code, level = http.StatusUnauthorized, slog.LevelWarn
+		detail = "The session ended (logged out, expired or replaced). Start again."
 	case errors.Is(err, ErrTooManySessions):
 		code, level = http.StatusForbidden, slog.LevelWarn
+		detail = "Too many sessions for this account. End one of them first."
 	}
 	m.cfg.Logger.Log(r.Context(), level, "sessions: request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
-	w.Header().Set("Cache-Control", "no-store")
-	http.Error(w, http.StatusText(code), code)
+	writeProblem(w, r, code, detail)
+}
+
+// writeProblem answers with code and detail: as an RFC 9457 problem
+// document when the request accepts JSON, as plain text otherwise. Neither
+// is to be cached.
+func writeProblem(w http.ResponseWriter, r *http.Request, code int, detail string) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if acceptsJSON(r) {
+		body, _ := json.Marshal(struct {
+			Type   string `json:"type"`
+			Title  string `json:"title"`
+			Status int    `json:"status"`
+			Detail string `json:"detail"`
+		}{"about:blank", http.StatusText(code), code, detail})
+		h.Set("Content-Type", "application/problem+json")
+		w.WriteHeader(code)
+		_, _ = w.Write(append(body, '\n'))
+		return
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, http.StatusText(code)+": "+detail+"\n")
+}
+
+// acceptsJSON reports whether r's Accept header names JSON (application/json,
+// application/problem+json or any +json type).
+func acceptsJSON(r *http.Request) bool {
+	for _, line := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(line, ",") {
+			mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+			mt = strings.ToLower(strings.TrimSpace(mt))
+			if mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"sync"
 
 	"github.com/sessionx/sessions/backend"
@@ -59,7 +60,17 @@ func (p ConflictPolicy) String() string {
 // it gives up on a session under constant contention.
 const DefaultUpdateAttempts = 64
 
-// Update applies change to s.Data and saves the session at once. When
+// Update applies change to s.Data and saves the session at once. Use it for
+// every change computed from the data itself (counters, carts, lists):
+// concurrent requests then never lose each other's changes and never fail
+// with a conflict. Plain assignments (s.Data.LastPage = p) may stay plain:
+// the commit merges them with other requests' changes (see Config.OnConflict).
+//
+// Before change runs, every nil map of s.Data (in T and in the structs it
+// holds, not behind pointers or in slices) is made empty, so that
+// `d.Counts[k]++` works on a new session; a new session whose data is still
+// empty after change (maps and slices empty, everything else zero) is not
+// stored. When
 // another request changed the session since it was loaded (ErrConflict),
 // Update reloads the latest stored data into s and applies change again,
 // up to Config.UpdateAttempts times, so that
@@ -95,6 +106,7 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 		defer unlock()
 	}
 	for attempt := 1; ; attempt++ {
+		makeMaps(reflect.ValueOf(&s.Data).Elem()) // d.Counts[k]++ on a nil map must not panic
 		if err := change(&s.Data); err != nil {
 			m.revert(s)
 			return err

@@ -46,7 +46,7 @@ func TestConflictPolicies(t *testing.T) {
 		wantBody  string
 		wantCount int // stored after both requests
 	}{
-		{ConflictError, http.StatusConflict, "Conflict\n", 1},
+		{ConflictError, http.StatusConflict, "Conflict: Another request changed the session at the same time; this request's change was not saved. Retry it.\n", 1},
 		{ConflictKeepTheirs, http.StatusOK, "written", 1},
 		{ConflictOverwrite, http.StatusOK, "written", 2},
 	}

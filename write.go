@@ -85,11 +85,13 @@ func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session
 		m.revert(s)
 		return err
 	}
-	loaded := s.base.data
 	if s.isNew {
-		loaded = m.zeroData
-	}
-	if !s.metaChanged() && !m.changed(loaded, data, &s.Data) {
+		// A new session is stored only when it holds something: not for
+		// the zero T, nor for one whose maps and slices are only empty.
+		if !s.metaChanged() && (bytes.Equal(data, m.zeroData) || blank(reflect.ValueOf(&s.Data).Elem())) {
+			return nil
+		}
+	} else if !s.metaChanged() && !m.changed(s.base.data, data, &s.Data) {
 		return nil
 	}
 	return m.write(ctx, w, s, stepSave, data, policy)
@@ -220,6 +222,30 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 			token, key, seal = s.keyToken, s.key, s.seal
 			e.Version, e.Value = s.version+1, m.envelope(s, created, absolute, s.issued, bind, data, sealFor(), key)
 			err = m.st.setIf(ctx, s.key, s.version, now, e)
+		}
+		ownOwner, ownCSRF := s.owner, s.csrf
+		ownerChanged, csrfChanged := s.owner != s.base.owner, !bytes.Equal(s.csrf, s.base.csrf)
+		for tries := 0; errors.Is(err, backend.ErrConflict) && !isMergeConflict(err) && policy != conflictRetry && tries < maxMerges; tries++ {
+			// Another request saved meanwhile: merge the two changes, and
+			// keep this request's owner and CSRF secret where it set them.
+			var mg merged[T]
+			if mg, err = m.mergeStored(ctx, s, data); err == nil {
+				s.owner, s.csrf = mg.owner, mg.csrf
+				if ownerChanged {
+					s.owner = ownOwner
+				}
+				if csrfChanged || mg.csrf == nil {
+					s.csrf = ownCSRF
+				}
+				token, key, seal = s.keyToken, s.key, s.seal
+				data = mg.data
+				e.Version = mg.version + 1
+				e.Value = m.envelope(s, created, absolute, s.issued, bind, data, sealFor(), key)
+				if err = m.st.setIf(ctx, key, mg.version, now, e); err == nil {
+					s.Data = mg.value
+					m.cfg.Logger.DebugContext(ctx, "sessions: merged a concurrent change", "session", s.Handle())
+				}
+			}
 		}
 		if errors.Is(err, backend.ErrConflict) && (policy == ConflictKeepTheirs || policy == ConflictOverwrite) {
 			err = m.resolveConflict(ctx, s, now, &e, policy)
