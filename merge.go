@@ -272,7 +272,7 @@ func makeMaps(v reflect.Value) {
 
 // maxMerges bounds how many times a save merges with a newer stored state
 // before it gives up with ErrConflict.
-const maxMerges = 4
+const maxMerges = 32
 
 // merged is the result of mergeStored.
 type merged[T any] struct {

@@ -238,11 +238,10 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 					s.csrf = ownCSRF
 				}
 				token, key, seal = s.keyToken, s.key, s.seal
-				data = mg.data
 				e.Version = mg.version + 1
-				e.Value = m.envelope(s, created, absolute, s.issued, bind, data, sealFor(), key)
+				e.Value = m.envelope(s, created, absolute, s.issued, bind, mg.data, sealFor(), key)
 				if err = m.st.setIf(ctx, key, mg.version, now, e); err == nil {
-					s.Data = mg.value
+					s.Data, data = mg.value, mg.data // (data stays this request's own until a merge lands)
 					m.cfg.Logger.DebugContext(ctx, "sessions: merged a concurrent change", "session", s.Handle())
 				}
 			}

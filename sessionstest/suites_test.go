@@ -24,4 +24,11 @@ func TestSuitesOnStoreWithoutCapabilities(t *testing.T) {
 	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, plain, Options{}) })
 	t.Run("Security", func(t *testing.T) { RunSecurity(t, plain) })
 	t.Run("Writes", func(t *testing.T) { RunWrites(t, plain) })
+	t.Run("Merge", func(t *testing.T) { RunMerge(t, plain) })
+}
+
+// The merge suite on the memory store (backend/memory and backend/redis
+// run every suite on their stores too).
+func TestMergeOnMemory(t *testing.T) {
+	RunMerge(t, newMemory)
 }

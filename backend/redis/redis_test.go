@@ -566,6 +566,18 @@ func TestDumpCluster(t *testing.T) {
 	sessionstest.RunDump(t, func(t *testing.T) backend.Store { return newStore(t, client) }, dumpRedis(client))
 }
 
+func TestMergeRealRedis(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartServer(t).Client()
+	sessionstest.RunMerge(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+}
+
+func TestMergeCluster(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartCluster(t).Client()
+	sessionstest.RunMerge(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+}
+
 func TestWritesRealRedis(t *testing.T) {
 	needBinaries(t)
 	client := redistest.StartServer(t).Client()
