@@ -68,6 +68,27 @@ type Config struct {
 	// contended fields should use Update, which retries.
 	OnConflict ConflictPolicy
 
+	// TakeTurns makes the requests of one session that reach this Manager
+	// run one after another, from load to commit, as PHP's sessions and
+	// Laravel's block() do: a request waits until the one before it has
+	// committed, so plain writes such as s.Data.Visits++ never conflict
+	// within one process. Default false: requests run in parallel and
+	// their plain writes merge at commit (see OnConflict).
+	//
+	// Cost: a request of a session waits for the handler of the one before
+	// it, so a page's parallel requests run in sequence. The wait is
+	// bounded by TurnWait and the request's context: past it, the request
+	// goes on without its turn (merging and conflicts as usual). It does
+	// not cover other processes (for those, plain writes merge and Update
+	// retries), nor a request that comes with a rotated-away token of the
+	// session within its grace window (it waits in another line). Update
+	// and Migrate inside a handler do not deadlock with it.
+	TakeTurns bool
+
+	// TurnWait bounds how long a request waits for its turn with
+	// TakeTurns. Default 5 seconds.
+	TurnWait time.Duration
+
 	// UpdateAttempts bounds how many times Update applies its change under
 	// contention. Default DefaultUpdateAttempts (64).
 	UpdateAttempts int
@@ -152,6 +173,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.UpdateAttempts == 0 {
 		c.UpdateAttempts = DefaultUpdateAttempts
+	}
+	if c.TurnWait < 0 {
+		return c, fmt.Errorf("%w: TurnWait %v is negative", ErrInvalidConfig, c.TurnWait)
+	}
+	if c.TurnWait == 0 {
+		c.TurnWait = 5 * time.Second
 	}
 	if c.RotateGrace == 0 {
 		c.RotateGrace = 10 * time.Second

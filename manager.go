@@ -48,6 +48,7 @@ type Manager[T any] struct {
 	ownStore io.Closer // the default store, closed by Close
 
 	updating keyLocks // one lock per session key in Update
+	turns    keyLocks // one lock per session key with Config.TakeTurns
 
 	zeroData []byte // the encoding of the zero T: a new session equal to it is not stored
 	unstable bool   // T may hold maps: equal values may encode differently

@@ -31,6 +31,9 @@ import (
 // codes 100-199 other than 101 pass through without committing.
 func (m *Manager[T]) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m.cfg.TakeTurns {
+			defer m.takeTurn(r)()
+		}
 		s, err := m.Load(w, r)
 		if err != nil {
 			m.cfg.ErrorHandler(w, r, err)
@@ -51,6 +54,25 @@ func (m *Manager[T]) Handler(next http.Handler) http.Handler {
 			m.cfg.ErrorHandler(w, r, err)
 		}
 	})
+}
+
+// takeTurn waits, at most Config.TurnWait, until no other request of r's
+// session is between its load and its commit in this Manager, and returns
+// the function that ends r's turn. A request without a session cookie has
+// no line to wait in; one whose wait ends without its turn goes on.
+func (m *Manager[T]) takeTurn(r *http.Request) (done func()) {
+	cands := m.cfg.Cookie.candidates(r)
+	if len(cands) == 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), m.cfg.TurnWait)
+	defer cancel()
+	unlock, err := m.turns.lock(ctx, storeKey(cands[0].token))
+	if err != nil {
+		m.cfg.Logger.WarnContext(r.Context(), "sessions: no turn within TurnWait; going on without it", "wait", m.cfg.TurnWait)
+		return func() {}
+	}
+	return unlock
 }
 
 // requestCommit is the middleware's commit of one request's session.
