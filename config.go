@@ -53,7 +53,9 @@ type Config struct {
 	// retrying with the same cookie cannot succeed: the response also
 	// clears the cookie, and a client that treats 401 as "log in again"
 	// does the right thing; 410 Gone would be wrong, as caches may keep
-	// it); 403 Forbidden for ErrTooManySessions; 500 for the rest.
+	// it); 403 Forbidden for ErrTooManySessions; 504 Gateway Timeout for
+	// ErrUnknownOutcome (the change may or may not be stored: the client
+	// should look before it retries); 500 for the rest.
 	// Conflicts, ended sessions and the owner limit are logged at Warn, the
 	// rest at Error. The handler never runs with a blank session in place
 	// of the one the store could not deliver.

@@ -27,6 +27,15 @@ var (
 	// Unauthorized (see Config.ErrorHandler).
 	ErrGone = errors.New("sessions: session ended since it was loaded")
 
+	// ErrUnknownOutcome is returned by Save, Update, Migrate, Destroy and
+	// the middleware's commit when the store could not tell whether the
+	// write was applied (its answer was lost and could not be recovered
+	// in time): the change may or may not be stored. It is
+	// backend.ErrUnknownOutcome. The default ErrorHandler answers 504
+	// Gateway Timeout, saying so: the client should look before it
+	// retries, never take the change as failed.
+	ErrUnknownOutcome = backend.ErrUnknownOutcome
+
 	// ErrTooLarge is returned by Save and Migrate when the encoded data is
 	// larger than Config.MaxSize; nothing was written.
 	ErrTooLarge = errors.New("sessions: session data too large")

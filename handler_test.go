@@ -638,6 +638,7 @@ func TestDefaultErrorAnswersAClientCanRead(t *testing.T) {
 		{ErrConflict, http.StatusConflict},
 		{ErrGone, http.StatusUnauthorized},
 		{ErrTooManySessions, http.StatusForbidden},
+		{fmt.Errorf("sessions: save: %w", ErrUnknownOutcome), http.StatusGatewayTimeout},
 		{errors.New("store down"), http.StatusInternalServerError},
 	} {
 		for _, accept := range []string{"application/json", "application/problem+json;q=0.9, */*", "text/html", ""} {

@@ -137,7 +137,8 @@ func dropCookieLines(h http.Header, name string) {
 
 // defaultErrorHandler logs err and answers with a body the client can
 // read: 409 for a conflict, 401 for a session that ended, 403 at the owner
-// limit, 500 for anything else. A conflict or an ended session is an answer
+// limit, 504 when the store could not tell whether a write was applied, 500
+// for anything else. A conflict or an ended session is an answer
 // the application's policy chose, not a fault: it is logged at Warn; the
 // rest at Error. The body is an RFC 9457 problem (application/problem+json)
 // when the request accepts JSON, plain text otherwise.
@@ -153,6 +154,9 @@ func (m *Manager[T]) defaultErrorHandler(w http.ResponseWriter, r *http.Request,
 	case errors.Is(err, ErrTooManySessions):
 		code, level = http.StatusForbidden, slog.LevelWarn
 		detail = "Too many sessions for this account. End one of them first."
+	case errors.Is(err, ErrUnknownOutcome):
+		code = http.StatusGatewayTimeout
+		detail = "The session store did not answer in time: the change may or may not have been saved. Reload before you retry."
 	}
 	m.cfg.Logger.Log(r.Context(), level, "sessions: request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	writeProblem(w, r, code, detail)

@@ -62,6 +62,16 @@ var (
 	// ErrUnsupported means the store lacks an optional capability the
 	// caller needs.
 	ErrUnsupported = errors.New("sessions: not supported by this store")
+
+	// ErrUnknownOutcome means a write was sent but the store's answer was
+	// lost (the connection broke, the context ended after the command went
+	// out) and the store could not find out within its bounds whether it
+	// was applied: it may or may not have been. A store returns it
+	// (wrapped) instead of a plain error for such a write, so that nobody
+	// is told "failed" for a change that was stored; a store that can
+	// resolve such outcomes (by replaying an idempotent write, or reading
+	// back a write id) returns what really happened instead.
+	ErrUnknownOutcome = errors.New("sessions: outcome of the write unknown")
 )
 
 // Entry is one stored session as a store sees it.
