@@ -5,15 +5,6 @@ import (
 	"net/http"
 )
 
-// SuspiciousEvent describes a request that looks like an attack on a
-// session. It never holds the token.
-type SuspiciousEvent struct {
-	// Handle names the session the request tried to use.
-	Handle string
-	// Reason says what was wrong, in words.
-	Reason string
-}
-
 // bindingMatches reports whether s's stored binding matches the request's
 // value (s.bindIn), in constant time. Only a keyed hash of the value is
 // stored (see sealer.bind), so the store holds no User-Agent or address,
@@ -37,13 +28,7 @@ func (m *Manager[T]) bindingMatches(s *Session[T], format byte) bool {
 	return subtle.ConstantTimeCompare(s.bind, want) == 1
 }
 
-// suspicious reports a suspicious request to Config.OnSuspicious.
+// suspicious reports a suspicious request to Config.OnEvent.
 func (m *Manager[T]) suspicious(r *http.Request, handle, reason string) {
-	m.cfg.OnSuspicious(r, SuspiciousEvent{Handle: handle, Reason: reason})
-}
-
-// logSuspicious is the default OnSuspicious: a warning with the handle.
-func (m *Manager[T]) logSuspicious(r *http.Request, ev SuspiciousEvent) {
-	m.cfg.Logger.WarnContext(r.Context(), "sessions: suspicious request", "session", ev.Handle,
-		"reason", ev.Reason, "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
+	m.event(r.Context(), r, EventSuspicious, handle, reason)
 }

@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -111,16 +112,19 @@ type Config struct {
 	// Bind(r) is computed for every request (for example from the
 	// User-Agent header), its SHA-256 is stored with the session, and a
 	// request whose value differs does not get the session: it gets a new
-	// one, and OnSuspicious is told. Default nil: no binding. Binding to the
+	// one, and OnEvent is told (EventSuspicious). Default nil: no binding. Binding to the
 	// client IP is possible but breaks on mobile networks and proxies, so it
 	// is not the default.
 	Bind func(r *http.Request) string
 
-	// OnSuspicious is told of requests that look like an attack on a
-	// session (so far: a binding mismatch). Default: a log/slog warning with
-	// the session's handle, the reason and the remote address, never the
-	// token.
-	OnSuspicious func(r *http.Request, ev SuspiciousEvent)
+	// OnEvent is told of every lifecycle event of a session: created,
+	// migrated, rotated, destroyed, ended by another party, a conflict, a
+	// suspicious request, an expiry the store reports (see EventKind), with
+	// the session's handle, never its token, for metrics and audit logs. It
+	// is called synchronously on the request's goroutine (or the store's
+	// sweeper, for expiries): keep it quick. Default LogEvents(Logger):
+	// suspicious requests at Warn, the rest at Debug.
+	OnEvent func(ctx context.Context, ev Event)
 
 	// MaxSessionsPerOwner, when positive, bounds how many live sessions one
 	// owner (see Session.SetOwner) may have at once. What happens when a
@@ -149,7 +153,7 @@ type Config struct {
 
 // withDefaults returns c with every zero field set to its default, or an
 // error wrapping ErrInvalidConfig when c makes no sense. ErrorHandler and
-// OnSuspicious, whose defaults are the Manager's, are left to New.
+// OnEvent, whose defaults are the Manager's, are left to New.
 func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.IdleTimeout < 0:

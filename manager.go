@@ -73,8 +73,8 @@ func New[T any](cfg Config) (*Manager[T], error) {
 	if m.cfg.ErrorHandler == nil {
 		m.cfg.ErrorHandler = m.defaultErrorHandler
 	}
-	if m.cfg.OnSuspicious == nil {
-		m.cfg.OnSuspicious = m.logSuspicious
+	if m.cfg.OnEvent == nil {
+		m.cfg.OnEvent = LogEvents(cfg.Logger)
 	}
 	var zero T
 	if m.zeroData, err = cfg.Codec.Marshal(&zero); err != nil {

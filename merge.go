@@ -87,6 +87,15 @@ func (c mergeConflict) Error() string {
 	return fmt.Sprintf("both requests changed %s", c.unit)
 }
 
+// conflictReason names what a conflict was about, for EventConflict.
+func conflictReason(err error) string {
+	var mc mergeConflict
+	if errors.As(err, &mc) {
+		return mc.Error()
+	}
+	return "the session changed since it was loaded"
+}
+
 // isMergeConflict reports whether err is a merge that met a unit both
 // sides changed: a real conflict, not worth another merge.
 func isMergeConflict(err error) bool {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"time"
@@ -85,7 +86,7 @@ func (m *Manager[T]) DestroyAll(ctx context.Context, owner, except string) (int,
 		if o.info.Handle == except {
 			continue
 		}
-		if err := m.destroyKey(ctx, owner, o.key, o.info.Handle); err != nil {
+		if err := m.destroyKey(ctx, nil, owner, o.key, o.info.Handle, EventEnded, "DestroyAll"); err != nil {
 			return n, err
 		}
 		n++
@@ -114,7 +115,7 @@ func (m *Manager[T]) DestroySession(ctx context.Context, owner, handle string) e
 	}
 	for _, o := range list {
 		if o.info.Handle == handle {
-			return m.destroyKey(ctx, owner, o.key, o.info.Handle)
+			return m.destroyKey(ctx, nil, owner, o.key, o.info.Handle, EventEnded, "DestroySession")
 		}
 	}
 	return ErrNoSuchSession
@@ -202,8 +203,9 @@ func (m *Manager[T]) ownerSessions(ctx context.Context, owner string) ([]ownedSe
 	return list, nil
 }
 
-// destroyKey deletes the session stored under key and its index record.
-func (m *Manager[T]) destroyKey(ctx context.Context, owner, key, handle string) error {
+// destroyKey deletes the session stored under key and its index record,
+// and tells OnEvent (kind, with reason) once it is gone.
+func (m *Manager[T]) destroyKey(ctx context.Context, r *http.Request, owner, key, handle string, kind EventKind, reason string) error {
 	if err := m.st.Delete(ctx, key); err != nil {
 		return fmt.Errorf("sessions: destroy session %s: %w", handle, err)
 	}
@@ -212,7 +214,7 @@ func (m *Manager[T]) destroyKey(ctx context.Context, owner, key, handle string) 
 			m.cfg.Logger.WarnContext(ctx, "sessions: removing from the owner index failed", "session", handle, "err", err)
 		}
 	}
-	m.cfg.Logger.DebugContext(ctx, "sessions: destroyed", "session", handle)
+	m.event(ctx, r, kind, handle, reason)
 	return nil
 }
 
@@ -293,7 +295,7 @@ func (m *Manager[T]) ownerAfter(ctx context.Context, s *Session[T], ow ownerWrit
 		}
 	}
 	for _, o := range ow.evict {
-		if err := m.destroyKey(ctx, s.owner, o.key, o.info.Handle); err != nil {
+		if err := m.destroyKey(ctx, nil, s.owner, o.key, o.info.Handle, EventEnded, "MaxSessionsPerOwner"); err != nil {
 			m.cfg.Logger.WarnContext(ctx, "sessions: ending a session over MaxSessionsPerOwner failed", "session", o.info.Handle, "err", err)
 		}
 	}

@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -84,10 +85,14 @@ func TestHijackStoreDumpHoldsNoUsableCookie(t *testing.T) {
 }
 
 func TestHijackBindingMismatchIsRefusedAndReported(t *testing.T) {
-	var events []SuspiciousEvent
+	var events []Event
 	env := newTestEnv[visitV1](t, Config{
-		Bind:         func(r *http.Request) string { return r.UserAgent() },
-		OnSuspicious: func(r *http.Request, ev SuspiciousEvent) { events = append(events, ev) },
+		Bind: func(r *http.Request) string { return r.UserAgent() },
+		OnEvent: func(_ context.Context, ev Event) {
+			if ev.Kind == EventSuspicious {
+				events = append(events, ev)
+			}
+		},
 	})
 	var got *Session[visitV1]
 	h := env.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -597,12 +602,16 @@ func TestCookieTossingPlantedLegacyCookieNotAdopted(t *testing.T) {
 // TestCookieTossingUnknownTokenNeverShadowsLiveOne: with a name without a
 // prefix (which a sibling can plant), an unknown or ended token sent first
 // does not log the victim out; two live sessions serve the first and are
-// reported to OnSuspicious.
+// reported to OnEvent.
 func TestCookieTossingUnknownTokenNeverShadowsLiveOne(t *testing.T) {
-	var reports []SuspiciousEvent
+	var reports []Event
 	env := newTestEnv[visitV1](t, Config{
-		Cookie:       CookieConfig{Name: "sid"},
-		OnSuspicious: func(_ *http.Request, ev SuspiciousEvent) { reports = append(reports, ev) },
+		Cookie: CookieConfig{Name: "sid"},
+		OnEvent: func(_ context.Context, ev Event) {
+			if ev.Kind == EventSuspicious {
+				reports = append(reports, ev)
+			}
+		},
 	})
 	h := env.mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := env.mgr.Get(r)

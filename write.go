@@ -151,6 +151,8 @@ func (m *Manager[T]) write(ctx context.Context, w http.ResponseWriter, s *Sessio
 	case policy == conflictRetry && errors.Is(err, ErrConflict):
 		// Update reloads and tries again: keep the pending changes.
 		return fmt.Errorf("sessions: %s session %s: %w", st, s.Handle(), err)
+	case errors.Is(err, ErrConflict):
+		m.event(ctx, nil, EventConflict, s.Handle(), conflictReason(err))
 	case errors.Is(err, backend.ErrNotFound), errors.Is(err, ErrGone):
 		handle := s.Handle()
 		if !errors.Is(err, ErrGone) {
@@ -242,7 +244,6 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 				e.Value = m.envelope(s, created, absolute, s.issued, bind, mg.data, sealFor(), key)
 				if err = m.st.setIf(ctx, key, mg.version, now, e); err == nil {
 					s.Data, data = mg.value, mg.data // (data stays this request's own until a merge lands)
-					m.cfg.Logger.DebugContext(ctx, "sessions: merged a concurrent change", "session", s.Handle())
 				}
 			}
 		}
@@ -286,9 +287,11 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 	}
 	switch {
 	case created0:
-		m.cfg.Logger.DebugContext(ctx, "sessions: created", "session", s.Handle())
-	case st != stepSave:
-		m.cfg.Logger.DebugContext(ctx, "sessions: "+st.String()+"d", "session", s.Handle())
+		m.event(ctx, nil, EventCreated, s.Handle(), "")
+	case st == stepMigrate:
+		m.event(ctx, nil, EventMigrated, s.Handle(), "")
+	case st == stepRotate:
+		m.event(ctx, nil, EventRotated, s.Handle(), "")
 	}
 	return nil
 }
@@ -338,6 +341,7 @@ func (m *Manager[T]) resolveConflict(ctx context.Context, s *Session[T], now tim
 	}
 	if policy == ConflictKeepTheirs {
 		m.cfg.Logger.WarnContext(ctx, "sessions: conflict: this request's session changes were dropped for another request's", "session", s.Handle())
+		m.event(ctx, nil, EventConflict, s.Handle(), "kept the other request's change (ConflictKeepTheirs)")
 		return errKeptTheirs
 	}
 	// ConflictOverwrite: write over the version found, if it is still there.
@@ -346,6 +350,7 @@ func (m *Manager[T]) resolveConflict(ctx context.Context, s *Session[T], now tim
 		return err
 	}
 	m.cfg.Logger.WarnContext(ctx, "sessions: conflict: overwrote another request's session changes (OnConflict: ConflictOverwrite)", "session", s.Handle())
+	m.event(ctx, nil, EventConflict, s.Handle(), "overwrote the other request's change (ConflictOverwrite)")
 	return nil
 }
 
@@ -437,7 +442,7 @@ func (m *Manager[T]) Destroy(w http.ResponseWriter, r *http.Request, s *Session[
 				return fmt.Errorf("sessions: destroy session %s: %w", s.Handle(), err)
 			}
 		}
-		if err := m.destroyKey(ctx, s.base.owner, key, s.Handle()); err != nil {
+		if err := m.destroyKey(ctx, r, s.base.owner, key, s.Handle(), EventDestroyed, ""); err != nil {
 			m.revert(s)
 			return err
 		}

@@ -1,6 +1,7 @@
 package sessionstest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -272,9 +273,13 @@ func csrfAcrossLogin(t *testing.T, store backend.Store) {
 func boundAfterLogout(t *testing.T, store backend.Store) {
 	var reports atomic.Int32
 	mgr, err := sessions.New[Counter](sessions.Config{
-		Store:        store,
-		Bind:         func(r *http.Request) string { return r.UserAgent() },
-		OnSuspicious: func(*http.Request, sessions.SuspiciousEvent) { reports.Add(1) },
+		Store: store,
+		Bind:  func(r *http.Request) string { return r.UserAgent() },
+		OnEvent: func(_ context.Context, ev sessions.Event) {
+			if ev.Kind == sessions.EventSuspicious {
+				reports.Add(1)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,11 @@ func TestSuitesOnStoreWithoutCapabilities(t *testing.T) {
 	t.Run("Security", func(t *testing.T) { RunSecurity(t, plain) })
 	t.Run("Writes", func(t *testing.T) { RunWrites(t, plain) })
 	t.Run("Merge", func(t *testing.T) { RunMerge(t, plain) })
+	t.Run("Events", func(t *testing.T) { RunEvents(t, plain) })
+}
+
+func TestEventsOnMemory(t *testing.T) {
+	RunEvents(t, newMemory)
 }
 
 // The merge suite on the memory store (backend/memory and backend/redis

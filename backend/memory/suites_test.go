@@ -15,3 +15,11 @@ func TestMergeThroughManager(t *testing.T) {
 		return s
 	})
 }
+
+func TestEventsThroughManager(t *testing.T) {
+	sessionstest.RunEvents(t, func(t *testing.T) backend.Store {
+		s := memory.New(memory.Options{})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -1,0 +1,17 @@
+package redis_test
+
+import (
+	"testing"
+
+	"github.com/sessionx/sessions/backend"
+	"github.com/sessionx/sessions/internal/redistest"
+	"github.com/sessionx/sessions/sessionstest"
+)
+
+// Lifecycle events and flash messages on a real Redis. (Redis reports no
+// expiries: see sessions.EventExpired.)
+func TestEventsRealRedis(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartServer(t).Client()
+	sessionstest.RunEvents(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+}
