@@ -53,8 +53,8 @@ type Manager[T any] struct {
 	zeroData []byte // the encoding of the zero T: a new session equal to it is not stored
 	unstable bool   // T may hold maps: equal values may encode differently
 	ctxKey   *contextKey
-	started  time.Time // when New made the Manager (see CookieConfig.Name)
-	sealing  bool      // seal what is stored (see seal.go): the store is not backend.InProcess
+	started  time.Time  // when New made the Manager (see CookieConfig.Name)
+	sealing  bool       // seal what is stored (see seal.go): the store is not backend.InProcess
 	merge    *mergeSpec // T's merge units (see merge.go); nil when T is no struct
 }
 
