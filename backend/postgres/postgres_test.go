@@ -117,7 +117,8 @@ type visit struct {
 }
 
 // app is a Manager on a PostgreSQL store and a handler: /inc increments N,
-// /read only reads, /login migrates.
+// /read only reads, /login migrates (/login-owner also
+// sets the session's owner), /logout destroys.
 type app struct {
 	mgr     *sessions.Manager[visit]
 	handler http.Handler
@@ -140,9 +141,11 @@ func newApp(t testing.TB, store backend.Store, cfg sessions.Config) *app {
 		switch r.URL.Path {
 		case "/inc":
 			s.Data.N++
-		case "/login":
+		case "/login", "/login-owner":
 			s.Data.User = "ann"
-			s.SetOwner("ann")
+			if r.URL.Path == "/login-owner" {
+				s.SetOwner("ann")
+			}
 			if err := mgr.Migrate(w, r, s); err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
