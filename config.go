@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sessionx/sessions/backend"
@@ -44,6 +45,11 @@ type Config struct {
 	// Cookie says how the session cookie is written. Its zero value is
 	// secure defaults; see CookieConfig.
 	Cookie CookieConfig
+
+	// Header lets the token travel in a request header (Authorization:
+	// Bearer, or a header of your choice) instead of or beside the cookie,
+	// for API clients and apps. Its zero value is off; see HeaderConfig.
+	Header HeaderConfig
 
 	// ErrorHandler answers a request the middleware cannot serve because
 	// loading or saving its session failed (the store is down, a conflict).
@@ -217,6 +223,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if err := c.CSRF.withDefaults(); err != nil {
 		return c, err
+	}
+	if c.Header.Response == "" {
+		c.Header.Response = "Session-Token"
+	}
+	c.Header.Response = http.CanonicalHeaderKey(c.Header.Response)
+	for _, name := range []string{c.Header.Name, c.Header.Response} {
+		if name != "" && !isCookieName(name) {
+			return c, fmt.Errorf("%w: header %q is not a valid header name", ErrInvalidConfig, name)
+		}
+	}
+	if strings.EqualFold(c.Header.Name, "Authorization") {
+		return c, fmt.Errorf("%w: use Header.Bearer for the Authorization header", ErrInvalidConfig)
 	}
 	if c.Codec == nil {
 		c.Codec = codec.Msgpack{}

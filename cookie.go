@@ -306,13 +306,3 @@ func headerHas(h http.Header, key, value string) bool {
 	}
 	return false
 }
-
-// setCookie writes s's cookie to w, expiring with its idle deadline. A
-// session reached through a rotated token's forward record gets no cookie:
-// its request carries the old token, and the new one went out with the
-// response that rotated it.
-func (m *Manager[T]) setCookie(w http.ResponseWriter, s *Session[T], now time.Time) {
-	if w != nil && !s.forwarded {
-		m.cfg.Cookie.writeCookie(w, s.token, s.expires, now)
-	}
-}

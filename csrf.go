@@ -99,7 +99,9 @@ func (s *Session[T]) validCSRF(token string) bool {
 //
 // SameSite=Lax cookies (the default) already keep most cross-site POSTs
 // from carrying the session; CSRF adds a defence that does not depend on the
-// browser.
+// browser. A request whose session token came in a header (see
+// HeaderConfig) needs no CSRF token: a browser never attaches that header to
+// a cross-site request on its own. One whose token came in the cookie does.
 func (m *Manager[T]) CSRF(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
@@ -108,6 +110,12 @@ func (m *Manager[T]) CSRF(next http.Handler) http.Handler {
 			return
 		}
 		s := m.Get(r)
+		if s.viaHeader {
+			// The token came in a header, which a browser never attaches
+			// to a cross-site request by itself: no forgery possible.
+			next.ServeHTTP(w, r)
+			return
+		}
 		token := r.Header.Get(m.cfg.CSRF.Header)
 		if token == "" {
 			token = r.PostFormValue(m.cfg.CSRF.FormField)

@@ -113,3 +113,39 @@ func ExampleTakeFlashes() {
 	// [Saved.]
 	// []
 }
+
+// An API client keeps its token in a header instead of a cookie: it asks
+// for a new session with "Authorization: Bearer new", gets its token in the
+// Session-Token response header, and sends it back as a Bearer token.
+func ExampleHeaderConfig() {
+	mgr, err := sessions.New[Cart](sessions.Config{Header: sessions.HeaderConfig{Bearer: true}})
+	if err != nil {
+		panic(err)
+	}
+	defer mgr.Close()
+	api := mgr.Handler(mgr.CSRF(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := mgr.Get(r)
+		if r.URL.Path == "/login" {
+			s.Data.UserID = 42
+			if err := mgr.Migrate(w, r, s); err != nil {
+				http.Error(w, "login failed", http.StatusInternalServerError)
+				return
+			}
+		}
+		fmt.Fprintf(w, "user %d", s.Data.UserID)
+	})))
+	call := func(path, token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", path, nil) // no CSRF token needed
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, req)
+		return rec
+	}
+	rec := call("/login", "new")
+	token := rec.Header().Get("Session-Token")
+	fmt.Println(rec.Body.String(), len(rec.Result().Cookies()), "cookies")
+	fmt.Println(call("/me", token).Body.String())
+	// Output:
+	// user 42 0 cookies
+	// user 42
+}

@@ -40,13 +40,20 @@ func (m *Manager[T]) newSession(r *http.Request) *Session[T] {
 // backend.GetToucher) and, for a persistent cookie, sets the refreshed cookie
 // on w. When Config.RotateEvery has passed since its token was issued, Load
 // gives the session a new token (see Config.RotateEvery) and sets it on w.
+//
+// Each token is read in three steps: fetch the entry (following a rotated
+// token's forward record), open it into a Session (deadlines, binding,
+// data), and refresh it (slide the idle deadline when due, rotate the token
+// when due, send the token).
 func (m *Manager[T]) Load(w http.ResponseWriter, r *http.Request) (*Session[T], error) {
-	cands := m.cfg.Cookie.candidates(r)
+	cands, viaHeader := m.tokens(r)
 	if len(cands) == 0 {
-		if m.cfg.Cookie.hasLegacy(r) {
+		if !viaHeader && m.cfg.Cookie.hasLegacy(r) {
 			m.cfg.Cookie.deleteLegacy(w, m.cfg.Now())
 		}
-		return m.newSession(r), nil
+		s := m.newSession(r)
+		s.viaHeader = viaHeader
+		return s, nil
 	}
 	ctx, now := r.Context(), m.cfg.Now()
 	var (
@@ -75,15 +82,18 @@ func (m *Manager[T]) Load(w http.ResponseWriter, r *http.Request) (*Session[T], 
 		}
 		break
 	}
-	if via.legacy || m.cfg.Cookie.hasLegacy(r) {
+	if !viaHeader && (via.legacy || m.cfg.Cookie.hasLegacy(r)) {
 		m.cfg.Cookie.deleteLegacy(w, now)
 	}
 	if s == nil {
-		return m.newSession(r), nil
+		s = m.newSession(r)
+		s.viaHeader = viaHeader
+		return s, nil
 	}
+	s.viaHeader = viaHeader
 	s, err := m.refresh(ctx, w, r, s, f, now)
 	if err == nil && via.legacy && !s.isNew && s.token == via.token {
-		m.setCookie(w, s, now) // the upgrade: the session's cookie under the new name
+		m.sendToken(w, s, now) // the upgrade: the session's cookie under the new name
 	}
 	return s, err
 }
@@ -91,28 +101,6 @@ func (m *Manager[T]) Load(w http.ResponseWriter, r *http.Request) (*Session[T], 
 // maxForwards bounds how many forward records (left by rotations within
 // the grace window) a load follows.
 const maxForwards = 3
-
-// load reads the session of token in three steps: fetch the entry (following
-// a rotated token's forward record), open it into a Session (deadlines,
-// binding, data), and refresh it (slide the idle deadline when due, rotate
-// the token when due, set the cookie). Whatever says the session is not
-// there (unknown, ended, corrupt, bound to another client) gives a new
-// session; only a store failure is an error.
-func (m *Manager[T]) load(w http.ResponseWriter, r *http.Request, token string) (*Session[T], error) {
-	ctx, now := r.Context(), m.cfg.Now()
-	f, err := m.fetch(ctx, token, now)
-	if errors.Is(err, backend.ErrNotFound) {
-		return m.newSession(r), nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sessions: load: %w", err)
-	}
-	s, ok := m.open(r, token, f, now)
-	if !ok {
-		return m.newSession(r), nil
-	}
-	return m.refresh(ctx, w, r, s, f, now)
-}
 
 // fetched is an entry as fetch read it.
 type fetched struct {
@@ -226,7 +214,9 @@ func (m *Manager[T]) refresh(ctx context.Context, w http.ResponseWriter, r *http
 		deadline := m.idleDeadline(now, s.absolute)
 		switch err := m.st.Touch(ctx, s.key, now, deadline); {
 		case errors.Is(err, backend.ErrNotFound):
-			return m.newSession(r), nil // destroyed meanwhile
+			ns := m.newSession(r) // destroyed meanwhile
+			ns.viaHeader = s.viaHeader
+			return ns, nil
 		case err != nil:
 			return nil, fmt.Errorf("sessions: load: refresh idle deadline: %w", err)
 		}
@@ -243,8 +233,8 @@ func (m *Manager[T]) refresh(ctx context.Context, w http.ResponseWriter, r *http
 			return s, nil // rotate set the cookie
 		}
 	}
-	if moved && !m.cfg.Cookie.SessionOnly {
-		m.setCookie(w, s, now)
+	if moved && !m.cfg.Cookie.SessionOnly && !s.viaHeader {
+		m.sendToken(w, s, now) // the cookie's expiry follows the idle deadline
 	}
 	return s, nil
 }

@@ -61,7 +61,7 @@ func (m *Manager[T]) Handler(next http.Handler) http.Handler {
 // the function that ends r's turn. A request without a session cookie has
 // no line to wait in; one whose wait ends without its turn goes on.
 func (m *Manager[T]) takeTurn(r *http.Request) (done func()) {
-	cands := m.cfg.Cookie.candidates(r)
+	cands, _ := m.tokens(r)
 	if len(cands) == 0 {
 		return func() {}
 	}
@@ -97,6 +97,7 @@ func (rc *requestCommit[T]) commit() error {
 func (rc *requestCommit[T]) restoreHeader() {
 	h := rc.w.Header()
 	last := lastCookieLine(h, rc.m.cfg.Cookie.Name)
+	tokenHeader, sentToken := h[rc.m.cfg.Header.Response]
 	clear(h)
 	for k, v := range rc.header {
 		h[k] = v
@@ -104,6 +105,10 @@ func (rc *requestCommit[T]) restoreHeader() {
 	if last != "" && last != lastCookieLine(h, rc.m.cfg.Cookie.Name) {
 		dropCookieLines(h, rc.m.cfg.Cookie.Name)
 		h.Add("Set-Cookie", last)
+	}
+	if sentToken {
+		h[rc.m.cfg.Header.Response] = tokenHeader
+		h.Set("Cache-Control", "no-store")
 	}
 }
 

@@ -44,6 +44,9 @@ type Session[T any] struct {
 	// forwarded: reached through a rotated token within its grace window;
 	// the request's token is not the session's current one.
 	forwarded bool
+	// viaHeader: the token travels in a header, not the cookie (see
+	// HeaderConfig).
+	viaHeader bool
 }
 
 // stored is a session's state as the store holds it: what Load read or the
@@ -144,5 +147,5 @@ func (s Session[T]) LogValue() slog.Value {
 // message after logout) is bound to the same client at once, never to
 // whichever client comes next.
 func (s *Session[T]) reset() {
-	*s = Session[T]{isNew: true, bindIn: s.bindIn}
+	*s = Session[T]{isNew: true, bindIn: s.bindIn, viaHeader: s.viaHeader}
 }

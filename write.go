@@ -282,8 +282,8 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 		oldKey = ""
 	}
 	m.ownerAfter(ctx, s, ow, prevOwner, oldKey)
-	if newTok || (expiresMoved && !m.cfg.Cookie.SessionOnly) {
-		m.setCookie(w, s, now)
+	if newTok || (expiresMoved && !m.cfg.Cookie.SessionOnly && !s.viaHeader) {
+		m.sendToken(w, s, now)
 	}
 	switch {
 	case created0:
@@ -369,11 +369,12 @@ func (m *Manager[T]) revert(s *Session[T]) {
 }
 
 // ended makes s a new, empty session because the stored one is gone, and
-// clears the cookie on w, unless the request came with a rotated-away token
-// (its browser already holds the current one, which may still be alive).
+// tells the client to forget its token (clears the cookie), unless the
+// request came with a rotated-away token (its client already holds the
+// current one, which may still be alive).
 func (m *Manager[T]) ended(w http.ResponseWriter, s *Session[T]) {
-	if w != nil && !s.forwarded {
-		m.cfg.Cookie.writeCookie(w, "", time.Time{}, m.cfg.Now())
+	if !s.forwarded {
+		m.sendEnd(w, s.viaHeader)
 	}
 	s.reset()
 }
@@ -458,7 +459,7 @@ func (m *Manager[T]) Destroy(w http.ResponseWriter, r *http.Request, s *Session[
 			}
 		}
 	}
-	m.cfg.Cookie.writeCookie(w, "", time.Time{}, m.cfg.Now())
+	m.sendEnd(w, s.viaHeader)
 	s.reset()
 	return nil
 }

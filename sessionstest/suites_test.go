@@ -37,3 +37,7 @@ func TestEventsOnMemory(t *testing.T) {
 func TestMergeOnMemory(t *testing.T) {
 	RunMerge(t, newMemory)
 }
+
+func TestHeaderTokensOnMemory(t *testing.T) {
+	RunHeaderTokens(t, newMemory)
+}

@@ -23,3 +23,11 @@ func TestEventsThroughManager(t *testing.T) {
 		return s
 	})
 }
+
+func TestHeaderTokensThroughManager(t *testing.T) {
+	sessionstest.RunHeaderTokens(t, func(t *testing.T) backend.Store {
+		s := memory.New(memory.Options{})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -15,3 +15,10 @@ func TestEventsRealRedis(t *testing.T) {
 	client := redistest.StartServer(t).Client()
 	sessionstest.RunEvents(t, func(t *testing.T) backend.Store { return newStore(t, client) })
 }
+
+// Tokens in a header on a real Redis.
+func TestHeaderTokensRealRedis(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartServer(t).Client()
+	sessionstest.RunHeaderTokens(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+}
