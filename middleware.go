@@ -67,7 +67,7 @@ func (m *Manager[T]) takeTurn(r *http.Request) (done func()) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), m.cfg.TurnWait)
 	defer cancel()
-	unlock, err := m.turns.lock(ctx, storeKey(cands[0].token))
+	unlock, _, err := m.turns.lock(ctx, storeKey(cands[0].token))
 	if err != nil {
 		m.cfg.Logger.WarnContext(r.Context(), "sessions: no turn within TurnWait; going on without it", "wait", m.cfg.TurnWait)
 		return func() {}

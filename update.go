@@ -1,12 +1,14 @@
 package sessions
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/sessionx/sessions/backend"
 )
@@ -97,14 +99,30 @@ const DefaultUpdateAttempts = 64
 // unseen.
 func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T], change func(*T) error) error {
 	ctx := r.Context()
+	var turn *keyLock
 	if !s.isNew {
-		unlock, err := m.updating.lock(ctx, s.key)
+		unlock, l, err := m.updating.lock(ctx, s.key)
 		if err != nil {
 			m.revert(s)
 			return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
 		}
 		defer unlock()
+		turn = l
+		if h := l.last; h != nil && h.key == s.key && h.version > s.version {
+			// The Update before this one in this process saved a later
+			// state: take it over, without asking the store.
+			if err := m.adopt(s, h); err != nil {
+				m.revert(s)
+				return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
+			}
+		}
 	}
+	defer func() {
+		if turn != nil && !s.isNew {
+			// Hand the state this Update leaves to the next one.
+			turn.last = &handoff{key: s.key, version: s.version, expires: s.expires, issued: s.issued, base: s.base}
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		makeMaps(reflect.ValueOf(&s.Data).Elem()) // d.Counts[k]++ on a nil map must not panic
 		if err := change(&s.Data); err != nil {
@@ -181,16 +199,52 @@ type keyLocks struct {
 type keyLock struct {
 	ch   chan struct{} // holds a token while locked
 	refs int           // holders and waiters
+
+	// last is the state the last holder left, for the next one; only the
+	// holder reads or writes it. It lives as long as the lock is held or
+	// waited for: exactly while Updates of the session queue up.
+	last *handoff
+}
+
+// handoff is a session's state as the last Update in this process saved it
+// (or found it): enough for the next Update of the session to start from
+// it without a store round trip. The next write is conditional all the
+// same, so a change by another process since is still seen.
+type handoff struct {
+	key             string
+	version         uint64
+	expires, issued time.Time
+	base            stored
+}
+
+// adopt puts the state h into s, keeping s's pending owner (as reload
+// does).
+func (m *Manager[T]) adopt(s *Session[T], h *handoff) error {
+	var data T
+	if err := m.cfg.Codec.Unmarshal(h.base.data, &data); err != nil {
+		return fmt.Errorf("decode the handed-over state: %w", err)
+	}
+	if s.owner == s.base.owner {
+		s.owner = h.base.owner
+	}
+	if bytes.Equal(s.csrf, s.base.csrf) {
+		s.csrf = h.base.csrf
+	}
+	if h.base.bind != nil {
+		s.bind = h.base.bind
+	}
+	s.Data, s.version, s.expires, s.issued, s.base = data, h.version, h.expires, h.issued, h.base
+	return nil
 }
 
 // lock locks key's lock, waiting at most until ctx ends, and returns its
-// unlock function.
-func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), err error) {
+// unlock function and the lock, whose last field the holder may use.
+func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), l *keyLock, err error) {
 	k.mu.Lock()
 	if k.locks == nil {
 		k.locks = make(map[string]*keyLock)
 	}
-	l := k.locks[key]
+	l = k.locks[key]
 	if l == nil {
 		l = &keyLock{ch: make(chan struct{}, 1)}
 		k.locks[key] = l
@@ -207,9 +261,9 @@ func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), err err
 	}
 	select {
 	case l.ch <- struct{}{}:
-		return func() { <-l.ch; release() }, nil
+		return func() { <-l.ch; release() }, l, nil
 	case <-ctx.Done():
 		release()
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 }

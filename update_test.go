@@ -185,7 +185,7 @@ func TestKeyLocksReleaseEntries(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			unlock, err := k.lock(context.Background(), "a")
+			unlock, _, err := k.lock(context.Background(), "a")
 			if err != nil {
 				t.Error(err)
 				return
@@ -199,14 +199,77 @@ func TestKeyLocksReleaseEntries(t *testing.T) {
 		t.Fatalf("n=%d, %d lock entries left, want 50 and 0", n, len(k.locks))
 	}
 	// A waiter gives up when its context ends.
-	unlock, _ := k.lock(context.Background(), "a")
+	unlock, _, _ := k.lock(context.Background(), "a")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := k.lock(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := k.lock(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiting on a held lock past the deadline: %v", err)
 	}
 	unlock()
 	if len(k.locks) != 0 {
 		t.Fatalf("%d lock entries left", len(k.locks))
 	}
+}
+
+// TestContendedUpdateCostsOneWrite: Updates of one session in one process,
+// all loaded before any of them saved, take turns, and each starts from the
+// state the one before it saved (handed over in the process), so each costs
+// exactly one conditional write and no store read: no refused write, no
+// reload.
+func TestContendedUpdateCostsOneWrite(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{})
+	cookie := newStoredSession(t, env)
+	const n = 16
+	sessions := make([]*Session[visitV1], n)
+	for i := range sessions {
+		sessions[i], _ = env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+	}
+	setIfs, gets := env.store.setIfs.Load(), env.store.reads()
+	// The first Update holds its turn until all have queued behind it.
+	queued := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := env.mgr.Update(newHeaderWriter(), httptestRequest(cookie), s, func(v *visitV1) error {
+				if i == 0 {
+					<-queued
+				}
+				v.Count++
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+		}()
+		if i == 0 {
+			for env.mgr.updating.waiters(sessions[0].key) < 1 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	for env.mgr.updating.waiters(sessions[0].key) < n {
+		time.Sleep(time.Millisecond)
+	}
+	close(queued)
+	wg.Wait()
+	if got := env.store.setIfs.Load() - setIfs; got != n {
+		t.Errorf("%d contended Updates cost %d conditional writes, want %d", n, got, n)
+	}
+	if got := env.store.reads() - gets; got != 0 {
+		t.Errorf("%d contended Updates cost %d store reads, want 0", n, got)
+	}
+	if s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie)); s.Data.Count != n {
+		t.Fatalf("Count = %d, want %d", s.Data.Count, n)
+	}
+}
+
+// waiters returns how many goroutines hold or wait for key's lock.
+func (k *keyLocks) waiters(key string) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if l := k.locks[key]; l != nil {
+		return l.refs
+	}
+	return 0
 }
