@@ -15,37 +15,64 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// clusterSize is the number of primaries StartCluster runs.
-const clusterSize = 3
+// ClusterOptions configures StartClusterWith. Its zero value is the cluster
+// StartCluster starts: three primaries, no replicas, a 5 s node timeout.
+type ClusterOptions struct {
+	// Primaries is the number of primaries; default and minimum 3 (Redis
+	// Cluster needs a majority of primaries to agree that one failed).
+	Primaries int
 
-// Cluster is a private Redis Cluster of three primaries and no replicas, on
-// 127.0.0.1, created by StartCluster and stopped at cleanup.
-type Cluster struct {
-	t       testing.TB
-	servers []*Server
+	// Replicas is the number of replicas of each primary; default 0. With
+	// at least one, the cluster fails over when a primary dies: after
+	// about NodeTimeout a replica is promoted and takes over its slots.
+	Replicas int
+
+	// NodeTimeout is the --cluster-node-timeout: how long a node may not
+	// answer before its peers count it as failing. Default 5 s.
+	NodeTimeout time.Duration
 }
 
-// StartCluster starts three redis-server processes in cluster mode
-// (--cluster-enabled yes --cluster-config-file <dir>/nodes-P.conf
-// --cluster-node-timeout 5000) on free loopback ports, joins them with
-// "redis-cli --cluster create ... --cluster-replicas 0 --cluster-yes", and
-// waits, at most 20 s, until every node reports cluster_state:ok and knows
-// three masters, and a ClusterClient can SET and GET keys on every node. It
-// fails the test otherwise, or if the binaries are missing. All three
-// servers are stopped at cleanup.
+// Cluster is a private Redis Cluster on 127.0.0.1, created by StartCluster
+// or StartClusterWith and stopped at cleanup.
+type Cluster struct {
+	t         testing.TB
+	servers   []*Server
+	primaries int
+}
+
+// StartCluster starts a cluster of three primaries and no replicas:
+// StartClusterWith with the zero ClusterOptions.
 func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	return StartClusterWith(t, ClusterOptions{})
+}
+
+// StartClusterWith starts Primaries*(1+Replicas) redis-server processes in
+// cluster mode (--cluster-enabled yes --cluster-config-file
+// <dir>/nodes-P.conf --cluster-node-timeout N) on free loopback ports,
+// joins them with "redis-cli --cluster create ... --cluster-replicas R
+// --cluster-yes", and waits, at most 20 s, until WaitHealthy holds, every
+// replica is in sync with its primary, and a ClusterClient can SET and GET
+// keys on every primary. It fails the test otherwise, or if the binaries
+// are missing. All servers are stopped at cleanup.
+func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		t.Fatalf("redistest: redis-cli not found on PATH (install Redis, e.g. apt-get install redis-server): %v", err)
 	}
-	c := &Cluster{t: t}
-	for range clusterSize {
+	opts.Primaries = max(opts.Primaries, 3)
+	opts.Replicas = max(opts.Replicas, 0)
+	if opts.NodeTimeout <= 0 {
+		opts.NodeTimeout = 5 * time.Second
+	}
+	c := &Cluster{t: t, primaries: opts.Primaries}
+	for range opts.Primaries * (1 + opts.Replicas) {
 		c.servers = append(c.servers, startServer(t, func(port int, dir string) []string {
 			return []string{
 				"--cluster-enabled", "yes",
 				"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
-				"--cluster-node-timeout", "5000",
+				"--cluster-node-timeout", strconv.FormatInt(opts.NodeTimeout.Milliseconds(), 10),
 			}
 		}))
 	}
@@ -54,20 +81,21 @@ func StartCluster(t testing.TB) *Cluster {
 	defer cancel()
 
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(opts.Replicas), "--cluster-yes")
 	cmd := exec.CommandContext(ctx, cli, args...)
 	cmd.WaitDelay = time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 
-	if err := c.waitHealthy(ctx); err != nil {
+	if err := c.waitReady(ctx); err != nil {
 		t.Fatalf("redistest: cluster %v not ready after %s: %v", c.Addrs(), clusterTimeout, err)
 	}
 	return c
 }
 
-// Addrs returns the addresses ("127.0.0.1:port") of the three primaries.
+// Addrs returns the addresses ("127.0.0.1:port") of all the cluster's
+// servers, primaries and replicas, in the order they were started.
 func (c *Cluster) Addrs() []string {
 	addrs := make([]string, len(c.servers))
 	for i, s := range c.servers {
@@ -76,15 +104,59 @@ func (c *Cluster) Addrs() []string {
 	return addrs
 }
 
-// Servers returns the three primaries, e.g. to stop one of them or to talk
-// to a single node through Server.Client.
+// Servers returns all the cluster's servers, e.g. to stop one of them or to
+// talk to a single node through Server.Client. Which of them are primaries
+// changes with failovers: see Primaries.
 func (c *Cluster) Servers() []*Server {
 	return append([]*Server(nil), c.servers...)
 }
 
-// Client returns a new go-redis ClusterClient seeded with all three
-// addresses, with 2 s dial, read and write timeouts. It is closed at
-// cleanup.
+// Primaries returns the running servers that serve slots as primaries now,
+// as the first running node that answers CLUSTER NODES sees it. It fails
+// the test if no node answers within 5 s.
+func (c *Cluster) Primaries() []*Server {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	var lastErr error
+	for _, s := range c.servers {
+		if !s.Running() {
+			continue
+		}
+		n := nodeClient(s.Addr())
+		nodes, err := n.ClusterNodes(ctx).Result()
+		n.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var out []*Server
+		for _, node := range parseNodes(nodes) {
+			if node.master && !node.failed && node.slots {
+				if srv := c.server(node.addr); srv != nil && srv.Running() {
+					out = append(out, srv)
+				}
+			}
+		}
+		return out
+	}
+	c.t.Fatalf("redistest: no cluster node answers CLUSTER NODES: %v", lastErr)
+	return nil
+}
+
+// server returns the cluster's server at addr, or nil.
+func (c *Cluster) server(addr string) *Server {
+	for _, s := range c.servers {
+		if s.Addr() == addr {
+			return s
+		}
+	}
+	return nil
+}
+
+// Client returns a new go-redis ClusterClient seeded with every server's
+// address, with 2 s dial, read and write timeouts and go-redis's other
+// defaults. It is closed at cleanup.
 func (c *Cluster) Client() *redis.ClusterClient {
 	c.t.Helper()
 	return newClusterClient(c.t, c.Addrs())
@@ -101,25 +173,153 @@ func newClusterClient(t testing.TB, addrs []string) *redis.ClusterClient {
 	return cc
 }
 
-// waitHealthy polls until every node reports cluster_state:ok and three
-// masters, then until a ClusterClient can SET and GET a set of keys that
-// spans all nodes; it leaves no keys behind.
-func (c *Cluster) waitHealthy(ctx context.Context) error {
+// nodeClient is a client to one node that does not retry, for polling.
+func nodeClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:         addr,
+		DialTimeout:  clientTimeout,
+		ReadTimeout:  clientTimeout,
+		WriteTimeout: clientTimeout,
+		MaxRetries:   -1,
+	})
+}
+
+// Healthy reports, by asking every running server, whether the cluster is
+// OK: every running node says cluster_state:ok, knows as many healthy
+// primaries as the cluster was started with, and maps every one of the
+// 16384 slots to a primary that is running. It returns nil when so, else
+// what is not.
+func (c *Cluster) Healthy(ctx context.Context) error {
+	running := 0
+	for _, s := range c.servers {
+		if !s.Running() {
+			continue
+		}
+		running++
+		n := nodeClient(s.Addr())
+		err := c.nodeHealthy(ctx, n)
+		n.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Addr(), err)
+		}
+	}
+	if running == 0 {
+		return errors.New("no server is running")
+	}
+	return nil
+}
+
+// WaitHealthy polls Healthy every 20 ms until it holds, and returns when
+// it first did; it fails the test if that takes longer than timeout.
+func (c *Cluster) WaitHealthy(timeout time.Duration) time.Time {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		err := c.Healthy(ctx)
+		if err == nil {
+			return time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			c.t.Fatalf("redistest: cluster not healthy after %s: %v", timeout, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// nodeHealthy checks one node's view: cluster_state:ok, the cluster's
+// number of healthy primaries, every slot served by a running primary.
+func (c *Cluster) nodeHealthy(ctx context.Context, n *redis.Client) error {
+	info, err := n.ClusterInfo(ctx).Result()
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(info, "cluster_state:ok") {
+		return errors.New("cluster_state is not ok")
+	}
+	nodes, err := n.ClusterNodes(ctx).Result()
+	if err != nil {
+		return err
+	}
+	masters := 0
+	for _, node := range parseNodes(nodes) {
+		if node.master && !node.failed && node.slots {
+			masters++
+		}
+	}
+	if masters != c.primaries {
+		return fmt.Errorf("knows %d healthy primaries with slots, want %d", masters, c.primaries)
+	}
+	slots, err := n.ClusterSlots(ctx).Result()
+	if err != nil {
+		return err
+	}
+	covered := 0
+	for _, sl := range slots {
+		if len(sl.Nodes) == 0 {
+			return fmt.Errorf("slots %d-%d have no node", sl.Start, sl.End)
+		}
+		if srv := c.server(sl.Nodes[0].Addr); srv == nil || !srv.Running() {
+			return fmt.Errorf("slots %d-%d are served by %s, which is not running", sl.Start, sl.End, sl.Nodes[0].Addr)
+		}
+		covered += int(sl.End - sl.Start + 1)
+	}
+	if covered != 16384 {
+		return fmt.Errorf("%d of 16384 slots covered", covered)
+	}
+	return nil
+}
+
+// node is one line of CLUSTER NODES.
+type node struct {
+	addr   string // host:port, without the cluster bus port
+	master bool
+	failed bool // flagged fail or fail?
+	slots  bool // serves at least one slot
+	synced bool // a replica whose link to its primary is connected
+}
+
+func parseNodes(s string) []node {
+	var out []node
+	for line := range strings.Lines(s) {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		flags := strings.Split(f[2], ",")
+		out = append(out, node{
+			addr:   addr,
+			master: slices.Contains(flags, "master"),
+			failed: slices.Contains(flags, "fail") || slices.Contains(flags, "fail?"),
+			slots:  len(f) > 8,
+			synced: f[7] == "connected",
+		})
+	}
+	return out
+}
+
+// waitReady waits until the cluster is Healthy, every replica is in sync
+// (master_link_status:up), then until a ClusterClient can SET and GET a
+// set of keys that spans all primaries; it leaves no keys behind.
+func (c *Cluster) waitReady(ctx context.Context) error {
 	nodes := make([]*redis.Client, len(c.servers))
 	for i, s := range c.servers {
-		nodes[i] = redis.NewClient(&redis.Options{
-			Addr:         s.Addr(),
-			DialTimeout:  clientTimeout,
-			ReadTimeout:  clientTimeout,
-			WriteTimeout: clientTimeout,
-			MaxRetries:   -1,
-		})
+		nodes[i] = nodeClient(s.Addr())
 		defer nodes[i].Close()
+	}
+	if err := retry(ctx, func() error { return c.Healthy(ctx) }); err != nil {
+		return err
 	}
 	if err := retry(ctx, func() error {
 		for _, n := range nodes {
-			if err := nodeReady(ctx, n); err != nil {
+			info, err := n.Info(ctx, "replication").Result()
+			if err != nil {
 				return fmt.Errorf("%s: %w", n.Options().Addr, err)
+			}
+			if strings.Contains(info, "role:slave") && !strings.Contains(info, "master_link_status:up") {
+				return fmt.Errorf("replica %s not in sync", n.Options().Addr)
 			}
 		}
 		return nil
@@ -134,8 +334,9 @@ func (c *Cluster) waitHealthy(ctx context.Context) error {
 		WriteTimeout: clientTimeout,
 	})
 	defer cc.Close()
-	// Thirty fixed keys hash to slots on all three nodes (checked below).
-	keys := make([]string, 30)
+	// Fixed keys spread over the slots, so that every primary gets some
+	// (checked below).
+	keys := make([]string, 10*c.primaries)
 	for i := range keys {
 		keys[i] = "redistest:warm:" + strconv.Itoa(i)
 	}
@@ -148,7 +349,7 @@ func (c *Cluster) waitHealthy(ctx context.Context) error {
 				return fmt.Errorf("GET %s = %q, %v", k, v, err)
 			}
 		}
-		for _, n := range nodes {
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
 			size, err := n.DBSize(ctx).Result()
 			if err != nil {
 				return fmt.Errorf("DBSIZE on %s: %w", n.Options().Addr, err)
@@ -156,6 +357,10 @@ func (c *Cluster) waitHealthy(ctx context.Context) error {
 			if size == 0 {
 				return fmt.Errorf("no warm-up key landed on %s", n.Options().Addr)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		for _, k := range keys {
 			if err := cc.Del(ctx, k).Err(); err != nil {
@@ -164,37 +369,6 @@ func (c *Cluster) waitHealthy(ctx context.Context) error {
 		}
 		return nil
 	})
-}
-
-// nodeReady checks that a node reports cluster_state:ok and knows exactly
-// clusterSize healthy masters.
-func nodeReady(ctx context.Context, n *redis.Client) error {
-	info, err := n.ClusterInfo(ctx).Result()
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(info, "cluster_state:ok") {
-		return errors.New("cluster_state is not ok")
-	}
-	nodes, err := n.ClusterNodes(ctx).Result()
-	if err != nil {
-		return err
-	}
-	masters := 0
-	for line := range strings.Lines(nodes) {
-		fields := strings.Fields(line)
-		if len(fields) < 3 {
-			continue
-		}
-		flags := strings.Split(fields[2], ",")
-		if slices.Contains(flags, "master") && !slices.Contains(flags, "fail") && !slices.Contains(flags, "fail?") {
-			masters++
-		}
-	}
-	if masters != clusterSize {
-		return fmt.Errorf("knows %d healthy masters, want %d", masters, clusterSize)
-	}
-	return nil
 }
 
 // retry calls f every 100 ms until it succeeds or ctx is done, and returns

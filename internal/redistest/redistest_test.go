@@ -131,6 +131,103 @@ func TestCluster(t *testing.T) {
 	t.Run("Counter", func(t *testing.T) { testCounterCluster(t, cl) })
 }
 
+func TestPauseResumeKill(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	if !CanPause() {
+		t.Skip("no SIGSTOP here")
+	}
+	ctx := testCtx(t)
+	s := StartServer(t)
+	c := s.Client()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name   string
+		do     func()
+		answer bool // whether PING gets an answer afterwards
+	}{
+		{"Pause", s.Pause, false},
+		{"Resume", s.Resume, true},
+		{"Pause again", s.Pause, false},
+		{"Stop while paused", s.Stop, false},
+		{"Start", s.Start, true},
+		{"Kill", s.Kill, false},
+		{"Kill again", s.Kill, false},
+		{"Start after Kill", s.Start, true},
+	} {
+		start := time.Now()
+		step.do()
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("%s took %v", step.name, took)
+		}
+		err := ping(s.Addr(), 300*time.Millisecond)
+		if (err == nil) != step.answer {
+			t.Fatalf("after %s: PING error %v, want an answer: %v", step.name, err, step.answer)
+		}
+		if step.answer != s.Running() && step.name != "Pause" && step.name != "Pause again" {
+			t.Errorf("after %s: Running() = %v", step.name, s.Running())
+		}
+	}
+}
+
+func TestClusterWithReplicasFailsOver(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	cl := StartClusterWith(t, ClusterOptions{Replicas: 1, NodeTimeout: time.Second})
+	if n := len(cl.Addrs()); n != 6 {
+		t.Fatalf("%d servers, want 6", n)
+	}
+	primaries := cl.Primaries()
+	if len(primaries) != 3 {
+		t.Fatalf("%d primaries, want 3", len(primaries))
+	}
+	ctx := testCtx(t)
+	cc := cl.Client()
+	for i := range 100 {
+		if err := cc.Set(ctx, fmt.Sprintf("key:%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Replication is asynchronous: let the replicas catch up before the
+	// kill, so that the keys survive it.
+	for _, p := range primaries {
+		if err := p.Client().Do(ctx, "WAIT", 1, 2000).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victim := primaries[0]
+	victim.Kill()
+	if err := cl.Healthy(ctx); err == nil {
+		t.Fatal("Healthy right after a primary was killed")
+	}
+	start := time.Now()
+	cl.WaitHealthy(15 * time.Second)
+	t.Logf("healthy again %v after the kill", time.Since(start).Round(time.Millisecond))
+	after := cl.Primaries()
+	if len(after) != 3 || slices.Contains(after, victim) {
+		t.Fatalf("primaries after the failover: %d, victim among them: %v", len(after), slices.Contains(after, victim))
+	}
+	cc.ReloadState(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for i := range 100 {
+		for {
+			v, err := cc.Get(ctx, fmt.Sprintf("key:%d", i)).Result()
+			if err == nil {
+				if v != strconv.Itoa(i) {
+					t.Fatalf("key:%d = %q", i, v)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET key:%d after the failover: %v", i, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
 // check compares a Counter with the expected counts and names.
 func check(t *testing.T, what string, c *Counter, commands, roundTrips int64, names ...string) {
 	t.Helper()

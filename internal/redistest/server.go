@@ -144,6 +144,60 @@ func (s *Server) Stop() {
 	s.proc = nil
 }
 
+// Kill kills the server at once (SIGKILL), as a crash would, and waits for
+// it to exit: unlike Stop, it gives Redis no chance to shut down cleanly
+// (no final save, no goodbye to replicas or cluster peers). Killing a
+// stopped server does nothing. Start brings it back.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return
+	}
+	_ = s.proc.cmd.Process.Kill()
+	select {
+	case <-s.proc.done:
+	case <-time.After(stopTimeout):
+	}
+	s.proc = nil
+}
+
+// Pause freezes the server (SIGSTOP) until Resume: the kernel still
+// accepts connections and buffers the commands clients send, but Redis
+// neither runs nor answers them; after Resume it runs what it buffered, in
+// order. This is a Redis that hangs (a long fork, a swapped-out process, a
+// stalled VM) rather than one that is down. It fails the test where
+// processes cannot be paused (not unix) or the server is not running. A
+// paused server is resumed by Stop and at cleanup.
+func (s *Server) Pause() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || exited(s.proc) {
+		s.t.Fatalf("redistest: Pause: the server on %s is not running", s.Addr())
+	}
+	if err := pause(s.proc); err != nil {
+		s.t.Fatalf("redistest: Pause %s: %v", s.Addr(), err)
+	}
+}
+
+// Resume continues a server frozen by Pause (SIGCONT). Resuming a server
+// that is not paused does nothing.
+func (s *Server) Resume() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || exited(s.proc) {
+		return
+	}
+	if err := resume(s.proc); err != nil {
+		s.t.Fatalf("redistest: Resume %s: %v", s.Addr(), err)
+	}
+}
+
+// CanPause reports whether Server.Pause works on this system (unix).
+func CanPause() bool { return canPause }
+
 // Start starts the server again, on the same port and with the same
 // arguments, after Stop, and waits until it answers PING, failing the test
 // after 10 s. Its data is gone: the servers never persist. Starting a running
@@ -206,14 +260,15 @@ func exited(p *process) bool {
 	}
 }
 
-// stopProcess sends SIGTERM to p, SIGKILL after stopTimeout, and waits for
-// it to exit (SIGKILL cannot be ignored, so the last wait only guards
+// stopProcess sends SIGTERM to p (and SIGCONT, should it be paused),
+// SIGKILL after stopTimeout, and waits for it to exit (SIGKILL cannot be ignored, so the last wait only guards
 // against a wedged kernel).
 func stopProcess(p *process) {
 	if exited(p) {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = resume(p) // a paused server must run to see the SIGTERM
 	select {
 	case <-p.done:
 		return
