@@ -1,12 +1,12 @@
 -- Schema of github.com/sessionx/sessions/backend/postgres, version 1.
 --
--- CreateSchema runs this file in one transaction, with {table}, {owners},
--- {schema_table}, {expires_idx} and {owners_limit_idx} replaced by the quoted
--- names derived from Options.Table (default "sessions": sessions,
--- sessions_owners, sessions_schema, sessions_expires_idx,
--- sessions_owners_limit_idx). SchemaSQL returns it so filled in, for
--- applications that run their migrations with their own tool. Every
--- statement is idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING).
+-- CreateSchema runs this file in one transaction, with its placeholders (the
+-- names table, owners, schema_table, expires_idx and owners_limit_idx in
+-- braces) replaced by the quoted names derived from Options.Table (default
+-- "sessions": sessions, sessions_owners, sessions_schema,
+-- sessions_expires_idx, sessions_owners_limit_idx). SchemaSQL returns it so
+-- filled in, for applications that run their migrations with a tool of their
+-- own. Every statement is idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING).
 --
 -- Times are timestamptz. Every statement of the store compares them with the
 -- application's clock (the sessions core's now), passed as a parameter,
