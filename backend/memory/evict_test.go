@@ -117,8 +117,10 @@ func TestRejectWhenFullDropsExpired(t *testing.T) {
 }
 
 func TestEvictsEarliestExpires(t *testing.T) {
-	// With a shard no larger than memory.EvictionSample, the whole shard
-	// is sampled and eviction is deterministic.
+	// Among keys that were all read (none on probation), eviction takes
+	// the sampled entry with the earliest Expires. With a shard no larger
+	// than memory.EvictionSample, the whole shard is sampled and eviction
+	// is deterministic.
 	const max = 8
 	if max > memory.EvictionSample {
 		t.Fatal("test needs a shard no larger than the eviction sample")
@@ -134,6 +136,9 @@ func TestEvictsEarliestExpires(t *testing.T) {
 					exp = base.Add(-30 * time.Minute)
 				}
 				mustSet(t, s, fmt.Sprint("key", i), entry("v", exp))
+				if _, err := s.Get(ctx, fmt.Sprint("key", i)); err != nil { // protects it
+					t.Fatal(err)
+				}
 			}
 			if err := s.Set(ctx, "new", entry("v", base)); err != nil {
 				t.Fatalf("Set of a new key: %v", err)

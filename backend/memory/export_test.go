@@ -12,3 +12,30 @@ const EvictionSample = evictionSample
 func (s *Store) IndexLen() int {
 	return int(s.records.Load())
 }
+
+// QueueSlack is queueSlack, for the tests of package memory_test.
+const QueueSlack = queueSlack
+
+// Probation returns, summed over the shards, how many entries the
+// probation queues hold (stale ones included), how much room their arrays
+// have, and how many keys are counted on probation. It takes each shard's
+// mutex in turn.
+func (s *Store) Probation() (queued, capacity, onProbation int) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		queued += sh.q.queued()
+		capacity += cap(sh.q.keys)
+		onProbation += int(sh.onProbation.Load())
+		sh.mu.Unlock()
+	}
+	return queued, capacity, onProbation
+}
+
+// SetTestHookClaimed makes eviction call f between its claim of a key on
+// probation and its removal, until restore is called. Tests using it must
+// not run in parallel.
+func SetTestHookClaimed(f func(key string)) (restore func()) {
+	testHookClaimed = f
+	return func() { testHookClaimed = nil }
+}

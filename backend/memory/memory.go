@@ -7,23 +7,40 @@
 // the process's memory and vanish when it exits; several processes behind a
 // load balancer do not share them.
 //
-// No read or write of an entry takes a lock: each shard is a sync.Map from a
-// key to its slot, which points to an entry that never changes once stored
-// but for its deadline, which moves by compare-and-swap. A write swaps a new
-// entry into the key's slot (a conditional write only if the entry it
-// checked is still there), so rewriting a key allocates nothing but the entry
-// (which holds small values inline) and leaves the map alone. Only eviction
-// at the bound takes a shard's mutex; concurrent writers of new keys may
-// overshoot a full shard's bound by one each until their eviction is done.
-// Expired entries are invisible at once (every read checks the deadline
-// against the store's clock) and a background goroutine removes them every
-// Options.SweepInterval. The operations that take the caller's now (Touch,
-// SetIf, Replace, GetTouch) judge an entry by both clocks: it is dead when
-// its deadline is not after either, that is, not after the later of the two
-// instants. The number of stored entries is bounded by Options.MaxEntries,
-// shard by shard: at its shard's bound, writing a new key either evicts an
-// entry close to expiry or fails with backend.ErrFull
-// (Options.RejectWhenFull).
+// No read, and no write of a stored key, takes a lock: each shard is a
+// sync.Map from a key to its slot, which points to an entry that never
+// changes once stored but for its deadline, which moves by compare-and-swap.
+// A write swaps a new entry into the key's slot (a conditional write only if
+// the entry it checked is still there), so rewriting a key allocates nothing
+// but the entry (which holds small values inline) and leaves the map alone.
+// Only a write of a new key takes its shard's mutex, for a moment, to count
+// the key and queue it on probation (below), and to evict at the bound (a
+// store that rejects writes when full takes it only at the bound), and so
+// does the sweeper, to compact that queue. Expired entries are invisible at
+// once (every read checks the deadline against the store's clock) and a
+// background goroutine removes them every Options.SweepInterval. The
+// operations that take the caller's now (Touch, SetIf, Replace, GetTouch)
+// judge an entry by both clocks: it is dead when its deadline is not after
+// either, that is, not after the later of the two instants.
+//
+// The number of stored entries is bounded by Options.MaxEntries, shard by
+// shard: at its shard's bound, writing a new key either evicts an entry or
+// fails with backend.ErrFull (Options.RejectWhenFull). Eviction spares
+// returning visitors: a key is on probation from its write until its first
+// read (Get or GetTouch; the sessions core creates a session in one request
+// and reads it in every later one), and a Replace of a read key (a login)
+// makes the new key read too. At the bound the store evicts, after any
+// expired entry it comes across, the key on probation longest, and a read
+// key only when the shard holds no key on probation. So a flood of requests
+// that each create a session and never come back (a script fetching a page
+// with a CSRF token, say), however large, evicts none of the sessions that
+// were read, as long as the read keys of each shard are fewer than its
+// bound (MaxEntries/Shards): it evicts one-time sessions only, its own
+// first. Protection costs a read one atomic load (and an atomic OR the
+// first time), each key 8 bytes, and each key on probation a 16-byte entry
+// in its shard's queue, which a new key or a sweep compacts once keys that
+// left probation (read or removed) make up more than half of it, beyond a
+// few dozen. Options.RejectWhenFull says more.
 //
 // The owner index of backend.Indexer is kept beside the entries, in shards of
 // its own (by owner), each behind a read-write mutex: AddOwned and
@@ -95,10 +112,13 @@ type Options struct {
 	// enforced per shard: each shard holds at most MaxEntries/Shards
 	// entries (rounded down), so the total stays within MaxEntries, but
 	// one shard may be full while the store as a whole is not. A shard
-	// may briefly hold more: concurrent writers of new keys overshoot it
-	// by one each until their eviction is done, and an eviction that keeps
-	// finding its sample rewritten under it gives up and leaves the shard
-	// one over until an entry is removed. Default (zero or negative):
+	// may briefly hold more: a new key is in the shard (and readable) a
+	// moment before it is counted and room is made for it, so concurrent
+	// writers of new keys overshoot the bound by one each until their
+	// eviction is done; a Replace whose two keys share a shard takes it
+	// one over until the old key goes; and an eviction that keeps finding
+	// its sample rewritten under it gives up and leaves the shard one over
+	// until an entry is removed. Default (zero or negative):
 	// DefaultMaxEntries (1,000,000).
 	//
 	// It also bounds the owner index (backend.Indexer) separately: the
@@ -107,18 +127,36 @@ type Options struct {
 	MaxEntries int
 
 	// RejectWhenFull selects what a write of a new key does when its shard
-	// is full. Writes that replace an existing key always succeed.
+	// is full. Writes that replace an existing key always succeed. Either
+	// way the store first drops any expired entries among sixteen entries
+	// of the shard (all of them, in a shard of sixteen or fewer).
 	//
-	// When false (the default), the store first drops any expired entries
-	// among sixteen entries of the shard (all of them, in a shard of
-	// sixteen or fewer) and, if none were expired, evicts the sampled
-	// entry with the earliest Expires: approximately the least recently
-	// active session, in the manner of Redis's sampled LRU eviction.
+	// When false (the default), if none of those was expired, the store
+	// evicts a live entry, so that a flood of new sessions cannot log out
+	// returning visitors. A new key is on probation until its first read
+	// (Get or GetTouch); a Replace of a key that was read makes the new key
+	// read too. The sessions core writes a session in the request that
+	// creates it and reads it in every later one, so the keys on probation
+	// are those of visitors who never came back (or have not yet). The
+	// store evicts the key that has been on probation longest; only when
+	// the shard holds no key on probation but the one being written does
+	// it evict a key that was read: the sampled entry with the earliest
+	// Expires, approximately the least recently active session, in the
+	// manner of Redis's sampled LRU eviction. This is a guarantee, not a
+	// likelihood: however many new keys are written and never read, no key
+	// that was read is evicted while the read keys of its shard (counting
+	// expired ones not yet removed) are fewer than the shard's bound,
+	// MaxEntries/Shards; and a read that returns an entry has protected it
+	// (a read racing the key's eviction reports it missing). Keys fall on
+	// the shards unevenly: keep the number of returning sessions well below
+	// MaxEntries. A flood that comes back for every session it creates
+	// looks like visitors and competes with them by Expires: limit how many
+	// sessions a client may create in front of the store.
 	//
-	// When true, the store drops expired sampled entries as above but never
-	// evicts a live one: the write fails with backend.ErrFull. It may do so
-	// while the shard still holds expired entries the sweeper has not
-	// removed yet.
+	// When true, the store never evicts a live entry: the write fails with
+	// backend.ErrFull. It may do so while the shard still holds expired
+	// entries the sweeper has not removed yet. Keys are not queued on
+	// probation then (reads still mark them, at no cost that matters).
 	RejectWhenFull bool
 
 	// SweepInterval is how often a background goroutine removes expired
@@ -169,14 +207,20 @@ const cacheLine = 64
 // slots are looked up in m, a sync.Map whose Load writes nothing shared; a
 // deadline slides by compare-and-swap on the entry; a write replaces the
 // slot's entry pointer by compare-and-swap (a conditional write succeeds only
-// if the entry it checked is still the one stored). Only eviction at the
-// bound takes mu. Its fields take 64 bytes on 64-bit platforms (with Go
-// 1.26); with the padding a shard is 128.
+// if the entry it checked is still the one stored). Only the admission of
+// a new key takes mu (see admit), and the sweeper's compaction of q. The
+// fields that every new key writes (mu, n, onProbation, q) are kept a cache
+// line away from m, which every operation reads, so that creating sessions
+// does not slow down the reads of a shard on other cores. On 64-bit
+// platforms (with Go 1.26) a shard is 240 bytes, padding included.
 type shard struct {
-	mu sync.Mutex      // held only to evict (makeRoom), so that evictors take turns
-	m  sync.Map        // key -> *slot
-	n  atomic.Int64    // keys with a live or expired entry (slots not dead)
-	_  [cacheLine]byte // keep neighbouring shards off each other's cache lines
+	m           sync.Map        // key -> *slot
+	_           [cacheLine]byte // keep m off the cache lines of the fields below
+	mu          sync.Mutex      // held to admit a new key and to evict, so that they take turns
+	n           atomic.Int64    // keys with a live or expired entry (slots not dead)
+	onProbation atomic.Int64    // keys queued in q that have not left probation (see probation.go)
+	q           probationQueue  // keys on probation, oldest first; guarded by mu
+	_           [cacheLine]byte // keep neighbouring shards off each other's cache lines
 }
 
 // New returns a Store configured by opts and starts its sweeper (unless
@@ -240,8 +284,12 @@ func (s *Store) Close() error {
 		s.wg.Wait()
 		for i := range s.shards {
 			sh := &s.shards[i]
+			sh.mu.Lock()
 			sh.m.Clear()
 			sh.n.Store(0)
+			sh.onProbation.Store(0)
+			sh.q = probationQueue{}
+			sh.mu.Unlock()
 		}
 		for i := range s.owners {
 			osh := &s.owners[i]

@@ -14,8 +14,15 @@ import (
 // the map; whoever finds a dead slot still in the map (a writer, a reader
 // that wants it gone, the sweeper) deletes it before going on, so no write
 // into a dead slot is ever lost and a remover never waits for another.
+//
+// state is the key's standing for eviction (see probation.go): on
+// probation, with its ticket in its shard's queue, until the first read
+// protects it. A rewrite keeps the slot, so it keeps its standing; a key
+// removed and written again gets a new slot and starts over. A slot is 16
+// bytes on 64-bit platforms: the size class it takes either way.
 type slot struct {
-	p atomic.Pointer[entry]
+	p     atomic.Pointer[entry]
+	state atomic.Uint64
 }
 
 // dead is the entry of a slot whose key has been removed.
@@ -28,7 +35,9 @@ func newSlot(e *entry) *slot {
 	return sl
 }
 
-// Get returns the live entry stored under key, or backend.ErrNotFound.
+// Get returns the live entry stored under key, or backend.ErrNotFound. The
+// first read of a key protects it from eviction ahead of the keys never
+// read (see Options.RejectWhenFull).
 func (s *Store) Get(ctx context.Context, key string) (backend.Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return backend.Entry{}, err
@@ -37,17 +46,18 @@ func (s *Store) Get(ctx context.Context, key string) (backend.Entry, error) {
 		return backend.Entry{}, backend.ErrClosed
 	}
 	now := s.nowNanos()
-	_, e, exp, ok := s.shard(key).live(key, now)
-	if !ok {
+	sh := s.shard(key)
+	sl, e, exp, ok := sh.live(key, now)
+	if !ok || !sh.protect(sl) {
 		return backend.Entry{}, backend.ErrNotFound
 	}
 	return e.export(exp), nil
 }
 
-// GetTouch returns the live entry under key, as Get does, but live judged at
-// the later of now (the caller's clock) and the store's clock: an entry
-// whose Expires is not after either is backend.ErrNotFound and is not
-// touched. If its Expires is before ifBefore, it first moves Expires to
+// GetTouch returns the live entry under key, as Get does (and protects it as
+// Get does), but live judged at the later of now (the caller's clock) and
+// the store's clock: an entry whose Expires is not after either is
+// backend.ErrNotFound and is not touched. If its Expires is before ifBefore, it first moves Expires to
 // expires, capped at the entry's Limit, the returned entry shows the new
 // Expires and touched is true. When that leaves Expires where it was (it is
 // already at its Limit, say), nothing is written and touched is false. If
@@ -63,7 +73,7 @@ func (s *Store) GetTouch(ctx context.Context, key string, now, ifBefore, expires
 	at := max(s.nowNanos(), toNanos(now))
 	sh := s.shard(key)
 	sl, cur, _, ok := sh.live(key, at)
-	if !ok {
+	if !ok || !sh.protect(sl) {
 		return backend.Entry{}, false, backend.ErrNotFound
 	}
 	before := toNanos(ifBefore)
@@ -89,7 +99,7 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 		return backend.ErrClosed
 	}
 	now := s.nowNanos()
-	return s.put(s.shard(key), key, importEntry(e), now, precondition{}, false) // none
+	return s.put(s.shard(key), key, importEntry(e), now, precondition{}, 0) // none
 }
 
 // SetIf stores e under key, as Set does, only if the live entry under key has
@@ -110,7 +120,7 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time
 	}
 	at := max(s.nowNanos(), toNanos(now))
 	ne := importEntry(e)
-	return s.put(s.shard(key), key, ne, at, ifVersion(old), false)
+	return s.put(s.shard(key), key, ne, at, ifVersion(old), 0)
 }
 
 // Replace stores e under newKey and removes oldKey, only if the live entry
@@ -130,7 +140,9 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time
 // still removed). Writing into a full shard evicts an entry or returns
 // backend.ErrFull, as Options.RejectWhenFull says; with ErrFull nothing is
 // changed. When both keys fall in one shard, the new key takes the old
-// one's room: Replace then neither evicts nor returns ErrFull.
+// one's room: Replace then neither evicts nor returns ErrFull. The new key
+// takes over the old one's protection from eviction (see
+// Options.RejectWhenFull): a login moves a returning visitor's session.
 func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey string, now time.Time, e backend.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -148,9 +160,19 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 		return backend.ErrConflict // another version, or newKey (oldKey) is live
 	}
 	ne := importEntry(e)
+	var how admission
+	if osh == nsh {
+		how |= borrowRoom
+	}
+	if osl.state.Load()&protectedBit != 0 {
+		// A returning visitor's session (a login): the new key is one
+		// too. (A slot removed meanwhile also has the bit; then the kill
+		// below fails and the new key goes again.)
+		how |= startProtected
+	}
 	// The new key goes in before the old one goes out: a reader may find
 	// both for the length of this call, never neither.
-	if err := s.put(nsh, newKey, ne, at, ifVersion(0), osh == nsh); err != nil {
+	if err := s.put(nsh, newKey, ne, at, ifVersion(0), how); err != nil {
 		return err // ErrConflict (newKey is live) or ErrFull: nothing changed
 	}
 	if !osh.kill(oldKey, osl, cur) {
@@ -251,10 +273,8 @@ func ifVersion(old uint64) precondition { return precondition{check: true, old: 
 // stored, or its deadline is not after now), and backend.ErrConflict if the
 // live entry has another version or pre wants none. An ne already expired
 // at now removes the entry instead. A new key is admitted by admit, which
-// may evict an entry or return backend.ErrFull; with borrow, it is not: it
-// may take the shard one past its bound, for a slot that the caller is
-// about to free.
-func (s *Store) put(sh *shard, key string, ne *entry, now int64, pre precondition, borrow bool) error {
+// may evict an entry or return backend.ErrFull, as how says.
+func (s *Store) put(sh *shard, key string, ne *entry, now int64, pre precondition, how admission) error {
 	for {
 		var (
 			sl  *slot
@@ -291,12 +311,11 @@ func (s *Store) put(sh *shard, key string, ne *entry, now int64, pre preconditio
 			}
 		default:
 			nsl := newSlot(ne)
+			if how&startProtected != 0 {
+				nsl.state.Store(protectedBit) // before anyone can see it
+			}
 			if _, loaded := sh.m.LoadOrStore(key, nsl); !loaded {
-				if borrow {
-					sh.n.Add(1)
-					return nil
-				}
-				return s.admit(sh, key, nsl, ne, now)
+				return s.admit(sh, key, nsl, ne, now, how&borrowRoom != 0)
 			}
 		}
 	}
@@ -329,13 +348,15 @@ func (s *Store) slide(sh *shard, key string, sl *slot, e *entry, before, exp, no
 }
 
 // kill removes key, whose slot is sl, if sl still holds e: it marks the slot
-// dead, for good, and deletes it from the map. It reports whether it did.
+// dead, for good, deletes it from the map and ends its probation (see
+// leave). It reports whether it did.
 func (sh *shard) kill(key string, sl *slot, e *entry) bool {
 	if !sl.p.CompareAndSwap(e, dead) {
 		return false
 	}
 	sh.n.Add(-1)
 	sh.m.CompareAndDelete(key, sl)
+	sh.leave(sl)
 	return true
 }
 

@@ -34,7 +34,11 @@ func (s *Store) sweepLoop(interval time.Duration) {
 // expired entry by compare-and-swap, so that an entry written again
 // meanwhile lives on. In the owner index it lets go of a shard's lock after
 // every 256 records examined (sweepChunk), so even one owner with very many
-// records never holds up the others. After Close it returns 0.
+// records never holds up the others. After each shard of entries it
+// compacts the shard's probation queue (see Options.RejectWhenFull) if the
+// keys read or removed have left it more than half stale, holding the
+// shard's mutex meanwhile, which writes of new keys to that shard wait for.
+// After Close it returns 0.
 func (s *Store) Sweep() int {
 	removed := 0
 	for i := range s.shards {
@@ -53,7 +57,8 @@ func (s *Store) Sweep() int {
 }
 
 // sweepShard removes the expired entries of one shard and returns how many
-// it removed.
+// it removed, then compacts the shard's probation queue if the keys read or
+// removed since have left too many stale entries in it (see tidy).
 func (s *Store) sweepShard(sh *shard) int {
 	now := s.nowNanos() // per shard: a long sweep must not use a stale clock
 	removed := 0
@@ -67,6 +72,11 @@ func (s *Store) sweepShard(sh *shard) int {
 		}
 		return !s.closed.Load()
 	})
+	if !s.reject {
+		sh.mu.Lock()
+		sh.tidy()
+		sh.mu.Unlock()
+	}
 	return removed
 }
 
