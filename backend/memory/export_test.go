@@ -39,3 +39,31 @@ func SetTestHookClaimed(f func(key string)) (restore func()) {
 	testHookClaimed = f
 	return func() { testHookClaimed = nil }
 }
+
+// Dump returns every key and value the store holds, and every owner and
+// key of its owner index, as a dump of the process's memory would show
+// them.
+func (s *Store) Dump() [][]byte {
+	var out [][]byte
+	for i := range s.shards {
+		s.shards[i].m.Range(func(k, v any) bool {
+			out = append(out, []byte(k.(string)))
+			if e := v.(*slot).p.Load(); e != nil && e != dead {
+				out = append(out, e.export(e.expires.Load()).Value)
+			}
+			return true
+		})
+	}
+	for i := range s.owners {
+		osh := &s.owners[i]
+		osh.mu.RLock()
+		for owner, set := range osh.m {
+			out = append(out, []byte(owner))
+			for key := range set.keys {
+				out = append(out, []byte(key))
+			}
+		}
+		osh.mu.RUnlock()
+	}
+	return out
+}

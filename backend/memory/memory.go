@@ -170,6 +170,14 @@ type Options struct {
 	// Now is the clock used for every expiry decision, including the
 	// sweeper's. Default (nil): time.Now.
 	Now func() time.Time
+
+	// Seal asks the sessions core to seal what it stores here, as it does
+	// for stores outside the process (see backend.InProcess). Default
+	// false: the store keeps its bytes in this process's memory only, and
+	// the core leaves them unsealed, saving about a microsecond per
+	// request; a dump of the process's memory, the one way to read them,
+	// also yields the tokens of the requests in flight.
+	Seal bool
 }
 
 // Store is an in-process backend.Store. Create it with New; the zero Store is
@@ -180,6 +188,7 @@ type Store struct {
 	seed     maphash.Seed
 	perShard int
 	reject   bool
+	seal     bool
 	now      func() time.Time
 
 	// The owner index (backend.Indexer), sharded by owner like the entries
@@ -256,6 +265,7 @@ func New(opts Options) *Store {
 		seed:     maphash.MakeSeed(),
 		perShard: maxEntries / n,
 		reject:   opts.RejectWhenFull,
+		seal:     opts.Seal,
 		now:      now,
 		done:     make(chan struct{}),
 
