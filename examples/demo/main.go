@@ -5,10 +5,13 @@
 //	go run ./examples/demo -addr :9000
 //
 // By default the sessions live in the process's memory. Several demo
-// processes share their sessions when pointed at one Redis:
+// processes share their sessions when pointed at one Redis, or at one
+// PostgreSQL database:
 //
 //	go run ./examples/demo -addr 127.0.0.1:8080 -redis 127.0.0.1:6379
 //	go run ./examples/demo -addr 127.0.0.1:8081 -redis 127.0.0.1:6379
+//
+//	go run ./examples/demo -postgres 'postgres://app@127.0.0.1:5432/app'
 //
 // Flags:
 //
@@ -16,10 +19,18 @@
 //	-redis ADDR                keep sessions in one Redis (or a primary without Sentinel)
 //	-redis-cluster ADDR,ADDR   keep sessions in a Redis Cluster, given its seed nodes
 //	-redis-prefix PREFIX       key prefix in Redis (default "demo:session:")
+//	-postgres DSN              keep sessions in PostgreSQL (a pgx connection string or URL)
+//	-postgres-table NAME       table in PostgreSQL (default "demo_sessions"), created if missing
 //	-secure-cookie             mark the cookie Secure (when served over HTTPS)
 //
-// -redis and -redis-cluster exclude each other. The demo checks at startup,
-// within 5 s, that Redis answers, and exits with an error if it does not.
+// -redis, -redis-cluster and -postgres exclude each other. The demo checks at
+// startup, within 5 s, that its store answers (and, on PostgreSQL, creates
+// the table with postgres.CreateSchema), and exits with an error if it does
+// not.
+//
+// The demo is a Go module of its own (in the repository's go.work), so
+// that the library's module requires no SQL driver: go run ./examples/demo
+// works from the repository's root.
 // It prints the address it listens on and the store it uses, e.g.
 //
 //	demo: listening on http://127.0.0.1:8080 (store: redis 127.0.0.1:6379)
@@ -59,12 +70,15 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/sessionx/sessions"
+	"github.com/sessionx/sessions/backend/postgres"
 	"github.com/sessionx/sessions/backend/redis"
 )
 
 const (
-	// storeTimeout bounds the startup check that Redis answers.
+	// storeTimeout bounds the startup check that the store answers.
 	storeTimeout = 5 * time.Second
 	// requestTimeout bounds every request, store calls included.
 	requestTimeout = 10 * time.Second
@@ -97,6 +111,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	redisAddr := fs.String("redis", "", "keep sessions in the Redis at this `address` (one node, or a primary without Sentinel)")
 	clusterAddrs := fs.String("redis-cluster", "", "keep sessions in the Redis Cluster with these comma-separated seed `addresses`")
 	prefix := fs.String("redis-prefix", "demo:session:", "key `prefix` of the sessions in Redis")
+	dsn := fs.String("postgres", "", "keep sessions in the PostgreSQL database at this `DSN` (pgx connection string or URL)")
+	table := fs.String("postgres-table", "demo_sessions", "`table` of the sessions in PostgreSQL, created if missing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -109,9 +125,30 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	storeName := "memory"
 	var client goredis.UniversalClient
+	given := 0
+	for _, f := range []string{*redisAddr, *clusterAddrs, *dsn} {
+		if f != "" {
+			given++
+		}
+	}
 	switch {
-	case *redisAddr != "" && *clusterAddrs != "":
-		return errors.New("-redis and -redis-cluster exclude each other: give one")
+	case given > 1:
+		return errors.New("-redis, -redis-cluster and -postgres exclude each other: give one")
+	case *dsn != "":
+		if _, err := postgres.SchemaSQL(*table); err != nil {
+			return fmt.Errorf("-postgres-table: %w", err)
+		}
+		pool, store, err := newPostgresStore(ctx, *dsn, *table)
+		if err != nil {
+			return fmt.Errorf("postgres is unreachable: %w", err)
+		}
+		// Deferred first, so they run after mgr.Close: the pool outlives
+		// the store, the store the manager.
+		defer pool.Close()
+		defer store.Close()
+		cfg.Store = store
+		c := pool.Config().ConnConfig // named without its password
+		storeName = fmt.Sprintf("postgres %s:%d/%s", c.Host, c.Port, c.Database)
 	case *redisAddr != "":
 		client = goredis.NewClient(&goredis.Options{Addr: *redisAddr, ContextTimeoutEnabled: true})
 		storeName = "redis " + *redisAddr
@@ -174,6 +211,36 @@ func newRedisStore(ctx context.Context, client goredis.UniversalClient, prefix s
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	return redis.New(ctx, client, redis.Options{Prefix: prefix})
+}
+
+// newPostgresStore opens a pool to dsn, creates the sessions table if it is
+// missing and makes the PostgreSQL store, giving PostgreSQL storeTimeout to
+// answer.
+func newPostgresStore(ctx context.Context, dsn, table string) (*pgxpool.Pool, *postgres.Store, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > storeTimeout {
+		cfg.ConnConfig.ConnectTimeout = storeTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := postgres.Options{Table: table}
+	if err := postgres.CreateSchema(ctx, pool, opts); err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	store, err := postgres.New(ctx, pool, opts)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return pool, store, nil
 }
 
 // newApp returns the demo's routes behind mgr's middleware, each request
