@@ -26,13 +26,12 @@ import (
 // statement never reaches the server. Either way the client sees a broken
 // connection after sending.
 type lossyProxy struct {
-	ln         net.Listener
-	target     string
-	dropReply  atomic.Bool
-	dropSend   atomic.Bool
-	drops      atomic.Int64
-	onDrop     func() // run after a reply was dropped, before the client hears of it
-	cutClients atomic.Bool
+	ln        net.Listener
+	target    string
+	dropReply atomic.Bool
+	dropSend  atomic.Bool
+	drops     atomic.Int64
+	onDrop    func() // run after a reply was dropped, before the client hears of it
 }
 
 func newLossyProxy(t *testing.T, target string) *lossyProxy {
