@@ -4,13 +4,24 @@ go 1.26.0
 
 require (
 	github.com/alexedwards/scs/goredisstore v0.0.0-20250212122300-421ef1d8611c
+	github.com/alexedwards/scs/pgxstore v0.0.0-20240316134038-7e11d57e8885
 	github.com/alexedwards/scs/redisstore v0.0.0-20251002162104-209de6e426de
 	github.com/alexedwards/scs/v2 v2.9.0
 	github.com/gomodule/redigo v1.8.0
 	github.com/gorilla/sessions v1.4.0
+	github.com/jackc/pgx/v5 v5.12.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/sessionx/sessions v0.0.0
+	github.com/sessionx/sessions/backend/postgres v0.0.0
 	golang.org/x/image v0.47.0
+)
+
+require (
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 )
 
 require (
@@ -23,4 +34,7 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 )
 
-replace github.com/sessionx/sessions => ../
+replace (
+	github.com/sessionx/sessions => ../
+	github.com/sessionx/sessions/backend/postgres => ../backend/postgres
+)

@@ -40,8 +40,9 @@ const (
 
 // lib is one library set up for the request benchmarks.
 type lib struct {
-	h   http.Handler
-	cnt *counter // nil for stores without Redis
+	h     http.Handler
+	cnt   *counter   // nil for stores without Redis
+	pgcnt *pgCounter // nil for stores without PostgreSQL
 	// serverSide is false when the session data travels in the cookie
 	// (gorilla's CookieStore): then a request with the first cookie always
 	// sees the data as it was created.
@@ -58,9 +59,12 @@ var libs = []struct {
 	{"sessions-memory", setupSessionsMemory},
 	{"sessions-redis", setupSessionsRedis(0)},
 	{"sessions-redis-touchevery", setupSessionsRedis(time.Nanosecond)},
+	{"sessions-postgres", setupSessionsPostgres(0)},
+	{"sessions-postgres-touchevery", setupSessionsPostgres(time.Nanosecond)},
 	{"scs-memstore", setupSCSMemory},
 	{"scs-redis", setupSCSRedis},
 	{"scs-redigo", setupSCSRedigo},
+	{"scs-pgxstore", setupSCSPostgres},
 	{"gorilla-cookie", setupGorillaCookie},
 	{"gorilla-fs", setupGorillaFS},
 }
@@ -311,7 +315,8 @@ const warmups = 20
 
 // BenchmarkRequest measures whole requests, read-only and modifying, with
 // an existing session, for every library. Redis setups also report the
-// Redis commands and round trips per request.
+// Redis commands and round trips per request, PostgreSQL setups the
+// statements per request (stmts/op).
 func BenchmarkRequest(b *testing.B) {
 	for _, l := range libs {
 		for _, op := range []string{"read", "modify"} {
@@ -338,6 +343,9 @@ func BenchmarkRequest(b *testing.B) {
 				if lb.cnt != nil {
 					lb.cnt.reset()
 				}
+				if lb.pgcnt != nil {
+					lb.pgcnt.reset()
+				}
 				b.ReportAllocs()
 				// The request is parsed once (httptest.NewRequest); each
 				// iteration serves a shallow copy of it (handlers may
@@ -363,6 +371,9 @@ func BenchmarkRequest(b *testing.B) {
 				}
 				if lb.cnt != nil {
 					lb.cnt.report(b)
+				}
+				if lb.pgcnt != nil {
+					lb.pgcnt.report(b)
 				}
 				b.StopTimer()
 				// Check that the session was really there and, on

@@ -1,0 +1,137 @@
+// Command pgratios reads the CSV output of benchstat for the PostgreSQL
+// benchmarks (bench/run-postgres.sh) and prints, in Markdown, this library's
+// requests against scs's pgxstore, the cleanup of 1,000,000 expired rows,
+// and whether each target is met. It uses benchstat's medians.
+//
+//	go run ./cmd/pgratios results-postgres.csv
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/sessionx/sessions/bench/internal/benchcsv"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: pgratios benchstat.csv")
+		os.Exit(2)
+	}
+	t, err := benchcsv.Read(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgratios:", err)
+		os.Exit(1)
+	}
+	report(os.Stdout, t)
+}
+
+// val returns the median of name in unit, or NaN.
+func val(t *benchcsv.Table, unit, name string) float64 {
+	if v, ok := t.Get(unit, name); ok {
+		return v
+	}
+	return math.NaN()
+}
+
+func us(sec float64) string {
+	if math.IsNaN(sec) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f µs", sec*1e6)
+}
+
+func num(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	if v == math.Trunc(v) {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func ratio(a, b float64) string {
+	if math.IsNaN(a) || math.IsNaN(b) || b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+func withCI(t *benchcsv.Table, name string) string {
+	v := val(t, "sec/op", name)
+	if ci := t.CI("sec/op", name); ci != "" && !math.IsNaN(v) {
+		return us(v) + " ± " + ci
+	}
+	return us(v)
+}
+
+func verdict(ok bool, measured float64) string {
+	switch {
+	case math.IsNaN(measured):
+		return "not measured"
+	case ok:
+		return "**met**"
+	}
+	return "**MISSED**"
+}
+
+func report(w io.Writer, t *benchcsv.Table) {
+	req := func(lib, op string) string { return "Request/" + lib + "/" + op }
+	fmt.Fprintln(w, "### Whole requests on PostgreSQL, one existing session")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Medians of benchstat; \"vs scs\" divides by scs v2 on pgxstore.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| library, store | read-only | vs scs | allocs | statements | modifying | vs scs | allocs | statements |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	for _, r := range []struct{ name, label string }{
+		{"sessions-postgres", "sessions, PostgreSQL"},
+		{"sessions-postgres-touchevery", "sessions, PostgreSQL, refresh every request"},
+		{"scs-pgxstore", "scs v2, pgxstore"},
+	} {
+		cells := []string{r.label}
+		for _, op := range []string{"read", "modify"} {
+			me, them := val(t, "sec/op", req(r.name, op)), val(t, "sec/op", req("scs-pgxstore", op))
+			cells = append(cells, withCI(t, req(r.name, op)), ratio(me, them),
+				num(val(t, "allocs/op", req(r.name, op))), num(val(t, "stmts/op", req(r.name, op))))
+		}
+		fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
+	}
+	fmt.Fprintln(w)
+
+	fmt.Fprintln(w, "### Cleanup of 1,000,000 expired rows, requests served meanwhile")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| library | cleanup | longest concurrent request | requests served meanwhile |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, r := range []struct{ name, label string }{
+		{"sessions", "sessions: batches of 1,000 rows"},
+		{"scs", "scs v2, pgxstore: one DELETE"},
+	} {
+		name := "PostgresCleanup/" + r.name
+		fmt.Fprintf(w, "| %s | %.2f s | %s ms | %s |\n", r.label, val(t, "sec/op", name),
+			num(val(t, "max-request-ms", name)), num(val(t, "requests", name)))
+	}
+	fmt.Fprintln(w)
+
+	fmt.Fprintln(w, "### PostgreSQL targets")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | measured | limit | verdict |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, op := range []struct {
+		op, label string
+		limit     float64
+		stmts     float64
+	}{{"read", "read-only", 0.6, 1}, {"modify", "modifying (conditional)", 1.0, 2}} {
+		me, them := val(t, "sec/op", req("sessions-postgres", op.op)), val(t, "sec/op", req("scs-pgxstore", op.op))
+		r := me / them
+		fmt.Fprintf(w, "| %s request: time vs scs pgxstore | %s (%s vs %s) | ≤ %.1fx | %s |\n", op.label, ratio(me, them), us(me), us(them), op.limit, verdict(r <= op.limit, r))
+		s := val(t, "stmts/op", req("sessions-postgres", op.op))
+		fmt.Fprintf(w, "| %s request: statements | %s (scs: %s) | %s | %s |\n", op.label, num(s), num(val(t, "stmts/op", req("scs-pgxstore", op.op))), num(op.stmts), verdict(s <= op.stmts, s))
+	}
+	m := val(t, "max-request-ms", "PostgresCleanup/sessions")
+	fmt.Fprintf(w, "| cleanup of 1,000,000 expired rows: longest concurrent request | %s ms (cleanup %.2f s) | ≤ 100 ms | %s |\n",
+		num(m), val(t, "sec/op", "PostgresCleanup/sessions"), verdict(m <= 100, m))
+}
