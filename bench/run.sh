@@ -2,7 +2,8 @@
 # Runs the benchmark suite of github.com/sessionx/sessions against a private
 # redis-server and writes RESULTS.md (machine, benchstat tables, ratios vs
 # scs, targets) and requests.png (the whole-request chart) beside this
-# script. The raw `go test -bench` output is kept in results.txt and
+# script, keeping RESULTS.md's PostgreSQL section (bench/run-postgres.sh
+# writes that one). The raw `go test -bench` output is kept in results.txt and
 # benchstat's CSV in results.csv.
 #
 #   bench/run.sh               # COUNT=8 rounds: 6-7 minutes on 2 cores, at most 3 more when busy
@@ -178,6 +179,9 @@ if [[ $commit != unknown ]] && ! git -C .. diff --quiet HEAD -- . ':!bench' 2>/d
 fi
 note="$cpu, $cores cores, $gover, $(date -u '+%Y-%m-%d')"
 
+# The PostgreSQL section (bench/run-postgres.sh) is kept as it is.
+awk '/^<!-- postgres:/ { keep = 1 } keep { print } /^<!-- \/postgres -->/ { keep = 0 }' RESULTS.md >"$work/postgres.md" 2>/dev/null || true
+
 go run ./cmd/chart -o requests.png -note "$note" results.csv
 go run ./cmd/ratios results.csv >"$work/ratios.md"
 
@@ -243,5 +247,9 @@ go run ./cmd/ratios results.csv >"$work/ratios.md"
 	echo '```'
 	cat "$work/tables.txt"
 	echo '```'
+	if [[ -s $work/postgres.md ]]; then
+		echo
+		cat "$work/postgres.md"
+	fi
 } >RESULTS.md
 echo "run.sh: wrote RESULTS.md, requests.png, results.txt and results.csv in $elapsed s of benchmarks"
