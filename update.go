@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,64 +90,174 @@ const DefaultUpdateAttempts = 64
 // and other errors as Save does. On a new session it creates the session, as
 // Save does.
 //
-// Within one Manager, Updates of the same session take turns (a lock per
-// session, held while Update runs), so that requests served by one process
-// do not spend round trips conflicting with each other; retries are left for
-// requests served by other processes.
+// Within one Manager, Updates of the same session take turns, and cost one
+// conditional write each, or less: an Update starts from the state the one
+// before it stored (handed over in the process, no store read), and while a
+// write of the session is in flight, the Updates that queue behind it are
+// applied together, in order, to the latest state and stored with one write
+// (group commit); each request returns only once the write holding its
+// change landed, and a change function that fails fails only its own
+// request. Retries are left for changes made by other processes. Changes
+// made to s.Data before Update are written with it when the Update runs
+// alone; when it is batched with or follows other Updates of the session,
+// change is applied to the latest state and those earlier changes are not
+// written: make them inside change, or Save them first. (A pending owner,
+// binding or CSRF secret is never batched away: such an Update runs alone.)
 //
 // Without a store that implements backend.Conditional, the version check
 // before each write is not atomic, and conflicts between processes may go
 // unseen.
 func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T], change func(*T) error) error {
 	ctx := r.Context()
-	var turn *keyLock
-	if !s.isNew {
-		unlock, l, err := m.updating.lock(ctx, s.key)
-		if err != nil {
+	// A session with a pending owner, binding or CSRF secret is not
+	// batched into another request's write (which would not carry them).
+	own := &pending{change: change, sess: s, done: make(chan struct{}), solo: s.metaChanged()}
+	if s.isNew {
+		m.runBatch(ctx, w, s, []*pending{own})
+		return own.err
+	}
+	expires := s.expires
+	holder, unlock, l, err := m.updating.join(ctx, s.key, own)
+	if err != nil {
+		m.revert(s)
+		return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
+	}
+	if !holder {
+		// The Update before this one applied this change with its own,
+		// in one write: take over the state it stored.
+		return m.afterBatch(w, s, own, expires)
+	}
+	defer unlock()
+	batch := m.updating.take(l, own)
+	if !slices.Contains(batch, own) {
+		return m.afterBatch(w, s, own, expires) // applied by the holder before
+	}
+	if h := l.last; h != nil && h.key == s.key && h.version > s.version {
+		// The Update before this one in this process saved a later state:
+		// take it over, without asking the store.
+		if err := m.adopt(s, h); err != nil {
 			m.revert(s)
-			return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
-		}
-		defer unlock()
-		turn = l
-		if h := l.last; h != nil && h.key == s.key && h.version > s.version {
-			// The Update before this one in this process saved a later
-			// state: take it over, without asking the store.
-			if err := m.adopt(s, h); err != nil {
-				m.revert(s)
-				return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
-			}
+			err = fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
+			m.deliver(s, batch, err)
+			return err
 		}
 	}
-	defer func() {
-		if turn != nil && !s.isNew {
-			// Hand the state this Update leaves to the next one.
-			turn.last = &handoff{key: s.key, version: s.version, expires: s.expires, issued: s.issued, base: s.base}
-		}
-	}()
+	m.runBatch(ctx, w, s, batch)
+	if !s.isNew {
+		// Hand the state this Update leaves to the next one.
+		l.last = &handoff{key: s.key, version: s.version, expires: s.expires, issued: s.issued, base: s.base}
+	}
+	m.deliver(s, batch, nil)
+	return own.err
+}
+
+// pending is one Update waiting for its change to be written: by its own
+// request, or by the request holding the session's turn, which applies
+// every change queued behind it in one write (group commit).
+type pending struct {
+	change any // func(*T) error
+	sess   any // *Session[T]: the request's session, updated when done
+	err    error
+	done   chan struct{} // closed when err and sess are final
+	taken  bool          // a holder took it from the queue (guarded by keyLocks.mu)
+	solo   bool          // only its own request may apply it
+}
+
+// runBatch applies the changes of batch in order to s.Data, the latest
+// state of the session, and stores the result with one conditional write;
+// on a conflict with another process it reloads and applies them again. A
+// change that fails fails only its own pending (its effect is undone); the
+// others' errs are the write's outcome. s is the holder's session.
+func (m *Manager[T]) runBatch(ctx context.Context, w http.ResponseWriter, s *Session[T], batch []*pending) {
 	for attempt := 1; ; attempt++ {
-		makeMaps(reflect.ValueOf(&s.Data).Elem()) // d.Counts[k]++ on a nil map must not panic
-		if err := change(&s.Data); err != nil {
-			m.revert(s)
-			return err
+		var applied []*pending
+		for _, p := range batch {
+			var before []byte
+			if len(batch) > 1 {
+				before, _ = m.cfg.Codec.Marshal(&s.Data) // to undo this change alone if it fails
+			}
+			makeMaps(reflect.ValueOf(&s.Data).Elem()) // d.Counts[k]++ on a nil map must not panic
+			if err := p.change.(func(*T) error)(&s.Data); err != nil {
+				p.err = err
+				if before == nil {
+					m.revert(s)
+				} else {
+					var back T
+					_ = m.cfg.Codec.Unmarshal(before, &back)
+					s.Data = back
+				}
+				continue
+			}
+			applied = append(applied, p)
+		}
+		if len(applied) == 0 {
+			return
 		}
 		err := m.save(ctx, w, s, conflictRetry)
-		if !errors.Is(err, ErrConflict) {
-			return err
-		}
-		if attempt >= m.cfg.UpdateAttempts {
+		if errors.Is(err, ErrConflict) && attempt >= m.cfg.UpdateAttempts {
 			m.revert(s)
-			return fmt.Errorf("sessions: update session %s: gave up after %d attempts: %w", s.Handle(), attempt, err)
-		}
-		if err := m.reload(ctx, w, s); err != nil {
+			err = fmt.Errorf("sessions: update session %s: gave up after %d attempts: %w", s.Handle(), attempt, err)
+		} else if errors.Is(err, ErrConflict) {
+			if err = m.reload(ctx, w, s); err == nil {
+				// Retry at once. Every round some contender's write lands,
+				// so the loop always makes progress; a back-off would only
+				// hand the session to contenders that have not backed off
+				// yet (starvation).
+				batch = applied
+				continue
+			}
 			if !errors.Is(err, ErrGone) {
 				m.revert(s)
 			}
-			return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
+			err = fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
 		}
-		// Retry at once. Every round some contender's write lands, so
-		// the loop always makes progress; a back-off would only hand the
-		// session to contenders that have not backed off yet (starvation).
+		for _, p := range applied {
+			p.err = err
+		}
+		return
 	}
+}
+
+// deliver hands the outcome of a batch to the other requests in it: on
+// success each gets the state the holder's session s stored; failing that,
+// err (or its own change's error). Then each is woken.
+func (m *Manager[T]) deliver(s *Session[T], batch []*pending, err error) {
+	for _, p := range batch {
+		qs := p.sess.(*Session[T])
+		if qs == s {
+			continue
+		}
+		if err != nil && p.err == nil {
+			p.err = err
+		}
+		if p.err == nil {
+			var data T
+			if derr := m.cfg.Codec.Unmarshal(s.base.data, &data); derr != nil {
+				p.err = fmt.Errorf("sessions: update session %s: %w", s.Handle(), derr)
+			} else {
+				qs.Data, qs.version, qs.base, qs.expires, qs.issued = data, s.version, s.base, s.expires, s.issued
+				qs.key, qs.keyToken, qs.seal = s.key, s.keyToken, s.seal
+				qs.owner, qs.bind, qs.csrf = s.owner, s.bind, s.csrf
+			}
+		}
+		close(p.done)
+	}
+}
+
+// afterBatch finishes an Update whose change another request wrote (or
+// failed to): it sets the refreshed cookie, or ends or reverts s.
+func (m *Manager[T]) afterBatch(w http.ResponseWriter, s *Session[T], p *pending, expires time.Time) error {
+	switch {
+	case p.err == nil:
+		if !s.expires.Equal(expires) && !m.cfg.Cookie.SessionOnly && !s.viaHeader {
+			m.sendToken(w, s, m.cfg.Now())
+		}
+	case errors.Is(p.err, ErrGone):
+		m.ended(w, s)
+	default:
+		m.revert(s)
+	}
+	return p.err
 }
 
 // reload replaces s's stored state and Data with what the store holds now
@@ -204,6 +315,10 @@ type keyLock struct {
 	// holder reads or writes it. It lives as long as the lock is held or
 	// waited for: exactly while Updates of the session queue up.
 	last *handoff
+
+	// queue holds the Updates waiting for the holder to apply them
+	// (guarded by keyLocks.mu).
+	queue []*pending
 }
 
 // handoff is a session's state as the last Update in this process saved it
@@ -235,6 +350,72 @@ func (m *Manager[T]) adopt(s *Session[T], h *handoff) error {
 	}
 	s.Data, s.version, s.expires, s.issued, s.base = data, h.version, h.expires, h.issued, h.base
 	return nil
+}
+
+// join queues p on key's lock and waits until either it holds the lock
+// (holder: it applies the queue), or a holder applied p (p.done closed), or
+// ctx ends while p is still queued (then p is withdrawn and nothing of it
+// was applied). A p that a holder took is waited for even past ctx: its
+// outcome is on its way, and it must be reported.
+func (k *keyLocks) join(ctx context.Context, key string, p *pending) (holder bool, unlock func(), l *keyLock, err error) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*keyLock)
+	}
+	l = k.locks[key]
+	if l == nil {
+		l = &keyLock{ch: make(chan struct{}, 1)}
+		k.locks[key] = l
+	}
+	l.refs++
+	l.queue = append(l.queue, p)
+	k.mu.Unlock()
+
+	release := func() {
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return true, func() { <-l.ch; release() }, l, nil
+	case <-p.done:
+		release()
+		return false, nil, l, nil
+	case <-ctx.Done():
+		k.mu.Lock()
+		if !p.taken {
+			l.queue = slices.DeleteFunc(l.queue, func(q *pending) bool { return q == p })
+			k.mu.Unlock()
+			release()
+			return false, nil, nil, ctx.Err()
+		}
+		k.mu.Unlock()
+		<-p.done
+		release()
+		return false, nil, l, nil
+	}
+}
+
+// take returns, in order, the Updates queued on l that the holder self may
+// apply (itself and every one not solo), marking them taken; solo ones stay
+// queued for their own requests.
+func (k *keyLocks) take(l *keyLock, self *pending) []*pending {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var batch, rest []*pending
+	for _, p := range l.queue {
+		if p == self || !p.solo {
+			p.taken = true
+			batch = append(batch, p)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	l.queue = rest
+	return batch
 }
 
 // lock locks key's lock, waiting at most until ctx ends, and returns its
