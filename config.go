@@ -32,6 +32,12 @@ type Config struct {
 	// active it is. Default 12 hours. It may not be negative.
 	AbsoluteTimeout time.Duration
 
+	// MaxIdleTimeout and MaxAbsoluteTimeout cap the timeouts a session may
+	// be given with Session.SetLifetime ("remember me"). Defaults 30 days
+	// and 90 days. They may not be shorter than IdleTimeout and
+	// AbsoluteTimeout.
+	MaxIdleTimeout, MaxAbsoluteTimeout time.Duration
+
 	// TouchInterval is how long after the last write the store is told of a
 	// later idle deadline (a write that costs no encoding). Default
 	// IdleTimeout/10. It must be shorter than IdleTimeout; a session idle for
@@ -216,6 +222,16 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxSize == 0 {
 		c.MaxSize = 1 << 20
+	}
+	if c.MaxIdleTimeout == 0 {
+		c.MaxIdleTimeout = max(30*24*time.Hour, c.IdleTimeout)
+	}
+	if c.MaxAbsoluteTimeout == 0 {
+		c.MaxAbsoluteTimeout = max(90*24*time.Hour, c.AbsoluteTimeout)
+	}
+	if c.MaxIdleTimeout < c.IdleTimeout || c.MaxAbsoluteTimeout < c.AbsoluteTimeout {
+		return c, fmt.Errorf("%w: MaxIdleTimeout %v and MaxAbsoluteTimeout %v may not be shorter than IdleTimeout %v and AbsoluteTimeout %v",
+			ErrInvalidConfig, c.MaxIdleTimeout, c.MaxAbsoluteTimeout, c.IdleTimeout, c.AbsoluteTimeout)
 	}
 	var err error
 	if c.Cookie, err = c.Cookie.withDefaults(); err != nil {

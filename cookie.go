@@ -224,19 +224,20 @@ func (c *CookieConfig) hasLegacy(r *http.Request) bool {
 // shared caches (Vary: Cookie, and Cache-Control when the handler set none). A zero expires writes a cookie that deletes
 // the session cookie in the browser.
 func (c *CookieConfig) writeCookie(w http.ResponseWriter, token string, expires, now time.Time) {
-	c.writeNamed(w, c.Name, token, expires, now)
+	c.writeNamed(w, c.Name, token, expires, now, !c.SessionOnly)
 }
 
 // deleteLegacy sets a cookie on w that deletes the cookie of the old default
 // name in the browser.
 func (c *CookieConfig) deleteLegacy(w http.ResponseWriter, now time.Time) {
 	if w != nil && c.legacy != "" {
-		c.writeNamed(w, c.legacy, "", time.Time{}, now)
+		c.writeNamed(w, c.legacy, "", time.Time{}, now, false)
 	}
 }
 
-// writeNamed is writeCookie for the cookie named name.
-func (c *CookieConfig) writeNamed(w http.ResponseWriter, name, token string, expires, now time.Time) {
+// writeNamed is writeCookie for the cookie named name, persistent (with
+// Expires and Max-Age) or not.
+func (c *CookieConfig) writeNamed(w http.ResponseWriter, name, token string, expires, now time.Time, persistent bool) {
 	var b strings.Builder
 	b.Grow(len(name) + len(token) + 128)
 	b.WriteString(name)
@@ -251,7 +252,7 @@ func (c *CookieConfig) writeNamed(w http.ResponseWriter, name, token string, exp
 	switch {
 	case expires.IsZero():
 		b.WriteString("; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0")
-	case !c.SessionOnly:
+	case persistent:
 		b.WriteString("; Expires=")
 		b.WriteString(expires.UTC().Format(http.TimeFormat))
 		b.WriteString("; Max-Age=")

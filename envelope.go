@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -25,7 +26,9 @@ import (
 //	end       1 byte  0
 //	inner     the rest: sealed (nonce, ciphertext, tag), or as is
 //
-// Readable fields: 4 owner hash (SHA-256, see ownerHash). The inner part
+// Readable fields: 4 owner hash (SHA-256, see ownerHash), 5 the session's
+// own lifetime (uvarint idle and absolute timeouts in nanoseconds, a cookie
+// byte; see Lifetime), absent for the Config's. The inner part
 // is fields 1 owner (the string given to SetOwner), 2 binding (see
 // sealer.bind), 3 CSRF secret (32 bytes), then an end byte 0, then the
 // codec's encoding of T. Decoders skip field tags they do not know, so a
@@ -52,6 +55,7 @@ const (
 	fieldBind      = 2
 	fieldCSRF      = 3
 	fieldOwnerHash = 4
+	fieldLifetime  = 5
 	maxOwnerLen    = 1024
 	forwardMagic   = 0xA6
 )
@@ -65,7 +69,8 @@ type envelope struct {
 	absolute  time.Time
 	issued    time.Time
 	handle    [16]byte
-	ownerHash []byte // readable: SHA-256 of the owner, or nil
+	ownerHash []byte   // readable: SHA-256 of the owner, or nil
+	life      Lifetime // readable: the session's own lifetime, or zero
 
 	// header is the readable part as stored, and sealed the inner part
 	// while it is not opened (format 2); see open.
@@ -93,6 +98,13 @@ func appendEnvelope(dst []byte, e *envelope, sl *sealer, key string) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(unixNano(e.issued)))
 	dst = append(dst, e.handle[:]...)
 	dst = appendField(dst, fieldOwnerHash, ownerHash(e.owner))
+	if e.life != (Lifetime{}) {
+		var l []byte
+		l = binary.AppendUvarint(l, uint64(max(e.life.Idle, 0)))
+		l = binary.AppendUvarint(l, uint64(max(e.life.Absolute, 0)))
+		l = append(l, byte(e.life.Cookie))
+		dst = appendField(dst, fieldLifetime, l)
+	}
 	dst = append(dst, fieldEnd)
 	if sl == nil {
 		return appendInner(dst, e)
@@ -135,7 +147,7 @@ func innerSize(e *envelope) int {
 
 // envelopeSize returns how many bytes appendEnvelope adds for e, at most.
 func envelopeSize(e *envelope) int {
-	return fixedV2 + 1 + 1 + binary.MaxVarintLen64 + sha256.Size + innerSize(e) + sealOverhead
+	return fixedV2 + 1 + 2*(1+binary.MaxVarintLen64) + sha256.Size + 2*binary.MaxVarintLen64 + 1 + innerSize(e) + sealOverhead
 }
 
 // appendForward appends a forward record to the session of newToken,
@@ -301,6 +313,17 @@ func (e *envelope) fields(b []byte) ([]byte, error) {
 				return nil, fmt.Errorf("%w: owner hash of %d bytes", errCorrupt, len(v))
 			}
 			e.ownerHash = v
+		case fieldLifetime:
+			idle, n1 := binary.Uvarint(v)
+			var absolute uint64
+			n2 := 0
+			if n1 > 0 {
+				absolute, n2 = binary.Uvarint(v[n1:])
+			}
+			if n1 <= 0 || n2 <= 0 || len(v) != n1+n2+1 || idle > math.MaxInt64 || absolute > math.MaxInt64 || v[n1+n2] > byte(CookieBrowserSession) {
+				return nil, fmt.Errorf("%w: bad lifetime field", errCorrupt)
+			}
+			e.life = Lifetime{Idle: time.Duration(idle), Absolute: time.Duration(absolute), Cookie: CookieLife(v[n1+n2])}
 		}
 	}
 }

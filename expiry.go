@@ -1,6 +1,10 @@
 package sessions
 
-import "time"
+import (
+	"time"
+
+	"github.com/sessionx/sessions/backend"
+)
 
 // Expiry: every session has two deadlines, both enforced by the core on each
 // load whatever the cookie or the store say.
@@ -16,9 +20,10 @@ import "time"
 // visitor is thus logged out between IdleTimeout-TouchInterval and
 // IdleTimeout after their last request.
 
-// idleDeadline returns the idle deadline of a session active at now.
-func (m *Manager[T]) idleDeadline(now, absolute time.Time) time.Time {
-	d := now.Add(m.cfg.IdleTimeout)
+// idleDeadline returns the idle deadline at now of a session with idle
+// timeout idle.
+func (m *Manager[T]) idleDeadline(now, absolute time.Time, idle time.Duration) time.Time {
+	d := now.Add(idle)
 	if d.After(absolute) {
 		return absolute
 	}
@@ -26,15 +31,18 @@ func (m *Manager[T]) idleDeadline(now, absolute time.Time) time.Time {
 }
 
 // touchThreshold returns the instant before which a stored idle deadline is
-// due for a refresh at now.
+// due for a refresh at now, for the Config's idle timeout (a session with
+// its own slides by it in the store: see backend.Slide).
 func (m *Manager[T]) touchThreshold(now time.Time) time.Time {
 	return now.Add(m.cfg.IdleTimeout - m.cfg.TouchInterval)
 }
 
 // touchDue reports whether a session whose stored idle deadline is expires
-// should have it moved at now.
-func (m *Manager[T]) touchDue(now, expires, absolute time.Time) bool {
-	return expires.Before(m.touchThreshold(now)) && expires.Before(absolute)
+// should have it moved at now; ownIdle is its own idle timeout (zero: the
+// Config's; see Manager.ownIdle).
+func (m *Manager[T]) touchDue(now, expires, absolute time.Time, ownIdle time.Duration) bool {
+	threshold, _ := backend.Slide(backend.Entry{Idle: ownIdle}, now, m.touchThreshold(now), now.Add(m.cfg.IdleTimeout))
+	return expires.Before(threshold) && expires.Before(absolute)
 }
 
 // alive reports whether a session with these deadlines is still alive at now.

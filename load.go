@@ -187,7 +187,8 @@ func (m *Manager[T]) open(r *http.Request, token string, f fetched, now time.Tim
 		owner:     env.owner,
 		bind:      env.bind,
 		csrf:      env.csrf,
-		base:      stored{data: env.data, owner: env.owner, bind: env.bind, csrf: env.csrf},
+		life:      env.life,
+		base:      stored{data: env.data, owner: env.owner, bind: env.bind, csrf: env.csrf, life: env.life},
 		forwarded: f.forwarded,
 	}
 	if m.cfg.Bind != nil {
@@ -210,8 +211,8 @@ func (m *Manager[T]) open(r *http.Request, token string, f fetched, now time.Tim
 // changed it.
 func (m *Manager[T]) refresh(ctx context.Context, w http.ResponseWriter, r *http.Request, s *Session[T], f fetched, now time.Time) (*Session[T], error) {
 	moved := f.slid
-	if !f.slid && m.touchDue(now, s.expires, s.absolute) {
-		deadline := m.idleDeadline(now, s.absolute)
+	if !f.slid && m.touchDue(now, s.expires, s.absolute, m.ownIdle(s.life)) {
+		deadline := m.idleDeadline(now, s.absolute, m.idleOf(s.life))
 		switch err := m.st.Touch(ctx, s.key, now, deadline); {
 		case errors.Is(err, backend.ErrNotFound):
 			ns := m.newSession(r) // destroyed meanwhile
@@ -233,7 +234,7 @@ func (m *Manager[T]) refresh(ctx context.Context, w http.ResponseWriter, r *http
 			return s, nil // rotate set the cookie
 		}
 	}
-	if moved && !m.cfg.Cookie.SessionOnly && !s.viaHeader {
+	if moved && m.persistent(s) && !s.viaHeader {
 		m.sendToken(w, s, now) // the cookie's expiry follows the idle deadline
 	}
 	return s, nil

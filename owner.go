@@ -180,7 +180,7 @@ func (m *Manager[T]) ownerSessions(ctx context.Context, owner string) ([]ownedSe
 			dead = append(dead, key)
 			continue
 		}
-		last := e.Expires.Add(-m.cfg.IdleTimeout)
+		last := e.Expires.Add(-m.idleOf(env.life))
 		if last.Before(env.created) {
 			last = env.created
 		}

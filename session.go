@@ -38,6 +38,7 @@ type Session[T any] struct {
 	owner    string
 	bind     []byte // the stored binding (see sealer.bind), or nil
 	csrf     []byte // CSRF secret, or nil until CSRFToken is first called
+	life     Lifetime
 	base     stored // what the store holds (or, while new, would hold)
 	isNew    bool
 
@@ -58,13 +59,14 @@ type stored struct {
 	owner string
 	bind  []byte
 	csrf  []byte
+	life  Lifetime
 }
 
-// metaChanged reports whether the owner, binding or CSRF secret differ from
+// metaChanged reports whether the owner, binding, CSRF secret or lifetime differ from
 // what is stored, so that the session must be written even if Data did not
 // change.
 func (s *Session[T]) metaChanged() bool {
-	return s.owner != s.base.owner || !bytes.Equal(s.bind, s.base.bind) || !bytes.Equal(s.csrf, s.base.csrf)
+	return s.owner != s.base.owner || !bytes.Equal(s.bind, s.base.bind) || !bytes.Equal(s.csrf, s.base.csrf) || s.life != s.base.life
 }
 
 // ownerChanged reports whether SetOwner changed the owner since the session

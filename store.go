@@ -109,6 +109,7 @@ func (s store) getTouch(ctx context.Context, key string, now, ifBefore, expires 
 	if !now.Before(e.Expires) {
 		return backend.Entry{}, false, backend.ErrNotFound
 	}
+	ifBefore, expires = backend.Slide(e, now, ifBefore, expires) // the session's own idle timeout
 	if !e.Expires.Before(ifBefore) || (!e.Limit.IsZero() && !e.Expires.Before(e.Limit)) {
 		return e, false, nil
 	}

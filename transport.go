@@ -93,7 +93,7 @@ func (m *Manager[T]) sendToken(w http.ResponseWriter, s *Session[T], now time.Ti
 		h.Set("Cache-Control", "no-store")
 		return
 	}
-	m.cfg.Cookie.writeCookie(w, s.token, s.expires, now)
+	m.cfg.Cookie.writeNamed(w, m.cfg.Cookie.Name, s.token, s.expires, now, m.persistent(s))
 }
 
 // sendEnd tells the client that its session ended: an empty Response header,

@@ -237,7 +237,7 @@ func (m *Manager[T]) deliver(s *Session[T], batch []*pending, err error) {
 			} else {
 				qs.Data, qs.version, qs.base, qs.expires, qs.issued = data, s.version, s.base, s.expires, s.issued
 				qs.key, qs.keyToken, qs.seal = s.key, s.keyToken, s.seal
-				qs.owner, qs.bind, qs.csrf = s.owner, s.bind, s.csrf
+				qs.owner, qs.bind, qs.csrf, qs.life = s.owner, s.bind, s.csrf, s.life
 			}
 		}
 		close(p.done)
@@ -249,7 +249,7 @@ func (m *Manager[T]) deliver(s *Session[T], batch []*pending, err error) {
 func (m *Manager[T]) afterBatch(w http.ResponseWriter, s *Session[T], p *pending, expires time.Time) error {
 	switch {
 	case p.err == nil:
-		if !s.expires.Equal(expires) && !m.cfg.Cookie.SessionOnly && !s.viaHeader {
+		if !s.expires.Equal(expires) && m.persistent(s) && !s.viaHeader {
 			m.sendToken(w, s, m.cfg.Now())
 		}
 	case errors.Is(p.err, ErrGone):
@@ -295,8 +295,11 @@ func (m *Manager[T]) reload(ctx context.Context, w http.ResponseWriter, s *Sessi
 	if env.bind != nil {
 		s.bind = env.bind
 	}
+	if s.life == s.base.life {
+		s.life = env.life // no pending lifetime: take the stored one
+	}
 	s.Data, s.version, s.expires, s.issued = data, e.Version, e.Expires, env.issued
-	s.base = stored{data: env.data, owner: env.owner, bind: env.bind, csrf: env.csrf}
+	s.base = stored{data: env.data, owner: env.owner, bind: env.bind, csrf: env.csrf, life: env.life}
 	return nil
 }
 
@@ -347,6 +350,9 @@ func (m *Manager[T]) adopt(s *Session[T], h *handoff) error {
 	}
 	if h.base.bind != nil {
 		s.bind = h.base.bind
+	}
+	if s.life == s.base.life {
+		s.life = h.base.life
 	}
 	s.Data, s.version, s.expires, s.issued, s.base = data, h.version, h.expires, h.issued, h.base
 	return nil

@@ -169,8 +169,12 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 	now := m.cfg.Now()
 	created, absolute, version := s.created, s.absolute, s.version+1
 	if s.isNew {
-		created, absolute, version = now, now.Add(m.cfg.AbsoluteTimeout), 1
-	} else if !now.Before(absolute) {
+		created, version = now, 1
+	}
+	if s.isNew || s.life != s.base.life {
+		absolute = created.Add(m.absoluteOf(s.life)) // a new session, or a new lifetime
+	}
+	if !now.Before(absolute) {
 		return fmt.Errorf("%w: its absolute deadline %v has passed", ErrExpired, absolute)
 	}
 	// The target: where and under which token's keys the session goes.
@@ -205,9 +209,10 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 	}
 	e := backend.Entry{
 		Value:   m.envelope(s, created, absolute, issued, bind, data, sealFor(), key),
-		Expires: m.idleDeadline(now, absolute),
+		Expires: m.idleDeadline(now, absolute, m.idleOf(s.life)),
 		Limit:   absolute,
 		Version: version,
+		Idle:    m.ownIdle(s.life),
 	}
 	ow, err := m.ownerBefore(ctx, s, key, absolute)
 	if err != nil {
@@ -270,6 +275,7 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 		}
 	}
 	expiresMoved := !e.Expires.Equal(s.expires)
+	s0life := s.base.life
 	created0 := s.isNew
 	if newTok {
 		s.token, s.forwarded = token, false
@@ -277,12 +283,12 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 	s.key, s.keyToken, s.seal, s.bind = key, token, seal, bind
 	s.issued, s.expires, s.version = issued, e.Expires, e.Version
 	s.created, s.absolute, s.isNew = created, absolute, false
-	s.base = stored{data: data, owner: s.owner, bind: s.bind, csrf: s.csrf}
+	s.base = stored{data: data, owner: s.owner, bind: s.bind, csrf: s.csrf, life: s.life}
 	if oldKey == key {
 		oldKey = ""
 	}
 	m.ownerAfter(ctx, s, ow, prevOwner, oldKey)
-	if newTok || (expiresMoved && !m.cfg.Cookie.SessionOnly && !s.viaHeader) {
+	if newTok || (expiresMoved && m.persistent(s) && !s.viaHeader) || s.life.Cookie != s0life.Cookie {
 		m.sendToken(w, s, now)
 	}
 	switch {
@@ -365,7 +371,7 @@ func (m *Manager[T]) revert(s *Session[T]) {
 		_ = m.cfg.Codec.Unmarshal(s.base.data, &data)
 	}
 	s.Data = data
-	s.owner, s.bind, s.csrf = s.base.owner, s.base.bind, s.base.csrf
+	s.owner, s.bind, s.csrf, s.life = s.base.owner, s.base.bind, s.base.csrf, s.base.life
 }
 
 // ended makes s a new, empty session because the stored one is gone, and
@@ -402,6 +408,7 @@ func (m *Manager[T]) envelope(s *Session[T], created, absolute, issued time.Time
 		absolute: absolute,
 		issued:   issued,
 		handle:   s.handle,
+		life:     s.life,
 		owner:    s.owner,
 		bind:     bind,
 		csrf:     s.csrf,

@@ -90,6 +90,11 @@ type Entry struct {
 	// absolute deadline. The zero Limit means no limit.
 	Limit time.Time
 
+	// Idle is the session's own idle timeout, which GetTouch slides the
+	// entry's deadline by when set (see GetToucher). Zero means the
+	// caller's. Stores keep it beside the entry and return it unchanged.
+	Idle time.Duration
+
 	// Version is chosen by the writer and returned by Get unchanged. The
 	// core starts a session at 1 and counts up with every write, so a stored
 	// version is never 0 (0 means "no entry" to SetIf); stores without
@@ -192,6 +197,13 @@ type GetToucher interface {
 	// new Expires, and touched is true. An entry whose Expires is not before
 	// ifBefore, or is already at its Limit, is not written and touched is
 	// false. A zero ifBefore never touches.
+	//
+	// An entry with its own Idle slides by it instead: to now + Idle
+	// (never past Limit), when its Expires is before now + Idle - slack,
+	// where slack is the smaller of expires - ifBefore and Idle/10. So the
+	// caller, which cannot know the entry's Idle before reading it, passes
+	// its defaults, and a session with a longer or shorter idle timeout of
+	// its own ("remember me") still slides in the same round trip.
 	GetTouch(ctx context.Context, key string, now, ifBefore, expires time.Time) (e Entry, touched bool, err error)
 }
 
@@ -237,4 +249,18 @@ type Indexer interface {
 // when it returns false, the core seals.
 type InProcess interface {
 	InProcess() bool
+}
+
+// Slide returns the ifBefore and expires that GetTouch applies to e when the
+// caller passes ifBefore and expires at now: the caller's, or, when e has an
+// Idle of its own, now+e.Idle and now+e.Idle-slack (see GetToucher). Stores
+// that compute the slide in Go call it; a store that computes it elsewhere
+// (a script, a statement) must compute the same.
+func Slide(e Entry, now, ifBefore, expires time.Time) (time.Time, time.Time) {
+	if e.Idle <= 0 || ifBefore.IsZero() {
+		return ifBefore, expires
+	}
+	slack := min(expires.Sub(ifBefore), e.Idle/10)
+	expires = now.Add(e.Idle)
+	return expires.Add(-slack), expires
 }

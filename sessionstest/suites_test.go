@@ -41,3 +41,7 @@ func TestMergeOnMemory(t *testing.T) {
 func TestHeaderTokensOnMemory(t *testing.T) {
 	RunHeaderTokens(t, newMemory)
 }
+
+func TestLifetimeOnStoreWithoutCapabilities(t *testing.T) {
+	RunLifetime(t, func(t *testing.T) backend.Store { return plainStore{newMemory(t)} })
+}

@@ -17,6 +17,7 @@ type entry struct {
 	value   []byte
 	limit   int64 // noLimit for no limit
 	version uint64
+	idle    int64 // the session's own idle timeout in nanoseconds, or 0
 	expires atomic.Int64
 }
 
@@ -28,6 +29,7 @@ func importEntry(e backend.Entry) *entry {
 	ne := newEntry(e.Value)
 	ne.limit = noLimit
 	ne.version = e.Version
+	ne.idle = int64(e.Idle)
 	ne.expires.Store(toNanos(e.Expires))
 	if !e.Limit.IsZero() {
 		ne.limit = toNanos(e.Limit)
@@ -36,45 +38,47 @@ func importEntry(e backend.Entry) *entry {
 }
 
 // newEntry returns a new entry holding a copy of value. A value of up to
-// 976 bytes shares one allocation with its entry, in the smallest of a few
+// 960 bytes shares one allocation with its entry, in the smallest of a few
 // array sizes that fits it, so that a write costs one allocation, not two.
-// On 64-bit platforms, where an entry is 48 bytes, entry and array fill one
-// of the runtime's size classes exactly for arrays of up to 464 bytes (64 to
+// On 64-bit platforms, where an entry is 56 bytes, entry and array fill one
+// of the runtime's size classes exactly for arrays of up to 456 bytes (64 to
 // 512 bytes in all); past 512 bytes the runtime adds an 8-byte header to an
-// object that holds pointers, so the three larger arrays (592, 720 and 976
-// bytes) take the next class up (704, 896 and 1152 bytes). Either way the
-// allocation wastes at most about a third of itself. A larger value gets
-// its own allocation.
+// object that holds pointers, so the three larger arrays (576, 704 and 960
+// bytes) fill the classes of 640, 768 and 1024 bytes with it. Either way
+// the allocation wastes at most about a third of itself. A larger value
+// gets its own allocation.
 func newEntry(value []byte) *entry {
 	var (
 		e   *entry
 		buf []byte
 	)
 	switch n := len(value); {
-	case n <= 16:
-		e, buf = inline(n, func(b *[16]byte) []byte { return b[:] })
-	case n <= 48:
-		e, buf = inline(n, func(b *[48]byte) []byte { return b[:] })
-	case n <= 80:
-		e, buf = inline(n, func(b *[80]byte) []byte { return b[:] })
-	case n <= 112:
-		e, buf = inline(n, func(b *[112]byte) []byte { return b[:] })
-	case n <= 144:
-		e, buf = inline(n, func(b *[144]byte) []byte { return b[:] })
-	case n <= 208:
-		e, buf = inline(n, func(b *[208]byte) []byte { return b[:] })
-	case n <= 272:
-		e, buf = inline(n, func(b *[272]byte) []byte { return b[:] })
-	case n <= 336:
-		e, buf = inline(n, func(b *[336]byte) []byte { return b[:] })
-	case n <= 464:
-		e, buf = inline(n, func(b *[464]byte) []byte { return b[:] })
-	case n <= 592:
-		e, buf = inline(n, func(b *[592]byte) []byte { return b[:] })
-	case n <= 720:
-		e, buf = inline(n, func(b *[720]byte) []byte { return b[:] })
-	case n <= 976:
-		e, buf = inline(n, func(b *[976]byte) []byte { return b[:] })
+	case n <= 8:
+		e, buf = inline(n, func(b *[8]byte) []byte { return b[:] })
+	case n <= 24:
+		e, buf = inline(n, func(b *[24]byte) []byte { return b[:] })
+	case n <= 56:
+		e, buf = inline(n, func(b *[56]byte) []byte { return b[:] })
+	case n <= 88:
+		e, buf = inline(n, func(b *[88]byte) []byte { return b[:] })
+	case n <= 120:
+		e, buf = inline(n, func(b *[120]byte) []byte { return b[:] })
+	case n <= 152:
+		e, buf = inline(n, func(b *[152]byte) []byte { return b[:] })
+	case n <= 200:
+		e, buf = inline(n, func(b *[200]byte) []byte { return b[:] })
+	case n <= 264:
+		e, buf = inline(n, func(b *[264]byte) []byte { return b[:] })
+	case n <= 328:
+		e, buf = inline(n, func(b *[328]byte) []byte { return b[:] })
+	case n <= 456:
+		e, buf = inline(n, func(b *[456]byte) []byte { return b[:] })
+	case n <= 576:
+		e, buf = inline(n, func(b *[576]byte) []byte { return b[:] })
+	case n <= 704:
+		e, buf = inline(n, func(b *[704]byte) []byte { return b[:] })
+	case n <= 960:
+		e, buf = inline(n, func(b *[960]byte) []byte { return b[:] })
 	default:
 		e, buf = new(entry), make([]byte, n)
 	}
@@ -100,6 +104,7 @@ func (e *entry) export(expires int64) backend.Entry {
 		Value:   append(make([]byte, 0, len(e.value)), e.value...),
 		Expires: time.Unix(0, expires),
 		Version: e.version,
+		Idle:    time.Duration(e.idle),
 	}
 	if e.limit != noLimit {
 		out.Limit = time.Unix(0, e.limit)

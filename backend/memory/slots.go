@@ -76,6 +76,10 @@ func (s *Store) GetTouch(ctx context.Context, key string, now, ifBefore, expires
 	if !ok || !sh.protect(sl) {
 		return backend.Entry{}, false, backend.ErrNotFound
 	}
+	if cur.idle > 0 && !ifBefore.IsZero() {
+		// The session's own idle timeout (backend.Entry.Idle).
+		ifBefore, expires = backend.Slide(backend.Entry{Idle: time.Duration(cur.idle)}, time.Unix(0, at), ifBefore, expires)
+	}
 	before := toNanos(ifBefore)
 	if before <= 0 {
 		before = 1 // a zero ifBefore never touches

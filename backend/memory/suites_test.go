@@ -57,3 +57,11 @@ func TestSuitesSealedMemory(t *testing.T) {
 	t.Run("Merge", func(t *testing.T) { sessionstest.RunMerge(t, sealed) })
 	t.Run("Events", func(t *testing.T) { sessionstest.RunEvents(t, sealed) })
 }
+
+func TestLifetimeThroughManager(t *testing.T) {
+	sessionstest.RunLifetime(t, func(t *testing.T) backend.Store {
+		s := memory.New(memory.Options{})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
