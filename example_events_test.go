@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"time"
 
 	"github.com/sessionx/sessions"
 )
@@ -148,4 +150,34 @@ func ExampleHeaderConfig() {
 	// Output:
 	// user 42 0 cookies
 	// user 42
+}
+
+// "Remember me" on a login form: the session gets its own, longer idle
+// timeout and a persistent cookie; other sessions keep the Config's.
+func ExampleSession_SetLifetime() {
+	mgr, err := sessions.New[Cart](sessions.Config{Cookie: sessions.CookieConfig{SessionOnly: true}})
+	if err != nil {
+		panic(err)
+	}
+	defer mgr.Close()
+	login := mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := mgr.Get(r)
+		s.Data.UserID = 42
+		if r.PostFormValue("remember") == "on" {
+			s.SetLifetime(sessions.Lifetime{Idle: 14 * 24 * time.Hour, Absolute: 30 * 24 * time.Hour, Cookie: sessions.CookiePersistent})
+		}
+		if err := mgr.Migrate(w, r, s); err != nil {
+			http.Error(w, "login failed", http.StatusInternalServerError)
+		}
+	}))
+	for _, form := range []string{"remember=on", ""} {
+		req := httptest.NewRequest("POST", "/login", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		login.ServeHTTP(rec, req)
+		fmt.Println(rec.Result().Cookies()[0].MaxAge)
+	}
+	// Output:
+	// 1209600
+	// 0
 }
