@@ -47,8 +47,9 @@
 // loading a session and, when due, sliding its idle deadline (GetTouch);
 // saving a changed session, only if its version is still the one loaded
 // (SetIf); migrating it (Replace); recording a session for its owner
-// (AddOwned). RemoveOwned and Owned are one plain command each. A load whose
-// refresh is not due writes nothing.
+// (AddOwned); ending it (Delete); forgetting it for its owner
+// (RemoveOwned). Owned is one plain ZRANGEBYSCORE. A load whose refresh is
+// not due writes nothing.
 //
 // # Migrate and Cluster
 //
@@ -61,6 +62,60 @@
 // again if that check fails (backend.ErrConflict when the old key holds
 // another version, backend.ErrNotFound when it is gone). For a moment both
 // tokens find the session; never neither.
+//
+// # Faults
+//
+// A write whose answer is lost (the connection broke, Redis hangs, the
+// context ended while the answer was awaited) may or may not have been
+// applied. The store never reports such a write as failed:
+//
+//   - Go-redis does not resend the store's writes by itself (they are
+//     marked Cmder.NoRetry); the store does, knowing which errors prove
+//     that Redis did not apply a write (an error answer from Redis, no
+//     connection, a failed send) and which leave it open.
+//   - Every write carries a random write id (fields w1..w4), so a copy of
+//     a write that landed changes nothing and reports success, and a
+//     not-after time: a copy that reaches Redis later is refused, not
+//     applied, and so is every copy after it. The scripts compare it with
+//     Redis's own clock (TIME), after checking the write id: a copy of a
+//     write that landed reports success even when it comes late.
+//   - An open outcome is settled by sending the write again until Redis
+//     answers it, up to the not-after time. A write Redis has not answered
+//     by then is reported with an error wrapping backend.ErrUnknownOutcome
+//     (the core answers 504); one Redis refused as late, with a plain error
+//     (nothing was stored).
+//
+// The not-after time is the context's deadline, or Options.ResolveWithin
+// after the write is first sent, whichever comes first. It is given to
+// Redis in Redis's clock: the store reads Redis's clock (TIME on every
+// primary) when it is made and every 30 s, and counts from there on this
+// process's monotonic clock. Skew between the application's and Redis's
+// clocks thus plays no part; the bound errs early by at most the round
+// trip of that reading (microseconds on a LAN), and a step of Redis's
+// clock shifts it by the step until the next reading (on a Cluster the
+// earliest primary's clock is used). So after the request's deadline, or
+// once the store gave up, nothing of a write answered "failed" or
+// "unknown" can still land, and what a client then reads is final.
+//
+// On a Cluster, go-redis reloads its map of slots to nodes only on MOVED
+// and ASK answers, which a dead node never gives, and every
+// ClusterStateReloadInterval (60 s by default): after a failover it keeps
+// sending the dead primary's slots to it. The store asks a ClusterClient to
+// reload the map (ReloadState, at most every 250 ms) whenever a command
+// fails without an answer or with CLUSTERDOWN, so that requests succeed
+// again within moments of the cluster being OK.
+//
+// Memory: a load whose idle-deadline refresh is due, on a Redis at
+// maxmemory with noeviction, is served without the refresh (GetTouch
+// returns the entry unmoved, Touch reports success): the next load tries
+// again. Writes of sessions are refused with Redis's OOM error and store
+// nothing. Ending sessions (Delete, RemoveOwned) and reading need no
+// memory. With noeviction the owner index is exact. Under an evicting
+// policy, Redis may evict sessions (a visitor then starts a new session)
+// and owner sets (they carry TTLs): a session whose owner set was evicted
+// is no longer listed by Owned, so Manager.Sessions and DestroyAll miss
+// it; it still ends at its idle deadline. Use noeviction where "log out
+// everywhere" must be exact.
 package redis
 
 import (
@@ -71,7 +126,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -99,15 +154,22 @@ type Options struct {
 	// ({...}) would put every session in one slot: avoid it.
 	Prefix string
 
-	// ResolveWithin bounds how long a write whose outcome is unknown is
-	// retried. A write's outcome is unknown when the connection broke after
-	// the command was sent (Redis stopped, the network failed): it may or
-	// may not have been applied. Every write of the store can be replayed
-	// safely (a replay of a write that landed changes nothing and reports
-	// success), so the store sends it again until Redis answers, for at most
-	// this long and never past the context's deadline, and reports what
-	// really happened rather than an error for a write that landed. Default
-	// DefaultResolveWithin (5s); a negative value turns retries off.
+	// ResolveWithin bounds how long a write may take, and how long the
+	// store tries to learn the outcome of a write whose answer was lost.
+	//
+	// Every write carries a not-after time: the context's deadline, or
+	// ResolveWithin after it is first sent, whichever comes first. Redis
+	// refuses a copy of the write that reaches it later (see the package
+	// documentation, Faults). A write's outcome is unknown when it was sent
+	// but no answer came (the connection broke, Redis hangs, the context
+	// ended): it may or may not have been applied. Every write of the
+	// store can be sent again safely (a copy of a write that landed
+	// changes nothing and reports success), so the store sends it again
+	// until Redis answers, up to the not-after time, and reports what
+	// really happened; if Redis never answers in time, an error wrapping
+	// backend.ErrUnknownOutcome. Default DefaultResolveWithin (5s); a
+	// negative value sends nothing again (the not-after bound is then
+	// DefaultResolveWithin).
 	ResolveWithin time.Duration
 }
 
@@ -118,16 +180,21 @@ const DefaultResolveWithin = 5 * time.Second
 // not own its client: closing the client is the application's business.
 type Store struct {
 	client  goredis.UniversalClient
+	cluster *goredis.ClusterClient // client, if it is one
 	prefix  string
 	resolve time.Duration
 	// atomicMove is true when both keys of a Replace can be handled by one
 	// script: on a single node or a Sentinel-managed primary.
 	atomicMove bool
+
+	clock      redisClock
+	lastReload atomic.Int64 // when noteFailure last asked the cluster to reload, Unix ns
 }
 
-// New returns a Store on client. It pings Redis and loads the store's
-// scripts, so that an unreachable Redis is reported here, as an error that
-// says so, rather than on the first request. ctx bounds that check.
+// New returns a Store on client. It pings Redis, loads the store's scripts
+// and reads Redis's clock, so that an unreachable Redis is reported here,
+// as an error that says so, rather than on the first request. ctx bounds
+// that check.
 func New(ctx context.Context, client goredis.UniversalClient, opts Options) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("sessions: redis store: nil client")
@@ -139,16 +206,17 @@ func New(ctx context.Context, client goredis.UniversalClient, opts Options) (*St
 	if s.resolve == 0 {
 		s.resolve = DefaultResolveWithin
 	}
-	switch client.(type) {
-	case *goredis.ClusterClient, *goredis.Ring:
-		s.atomicMove = false
+	switch c := client.(type) {
+	case *goredis.ClusterClient:
+		s.cluster = c
+	case *goredis.Ring:
 	default:
 		s.atomicMove = true
 	}
 	if err := s.ping(ctx); err != nil {
 		return nil, fmt.Errorf("sessions: redis store: cannot reach Redis: %w", err)
 	}
-	scripts := allScripts
+	scripts := oneNodeScripts
 	if s.atomicMove {
 		scripts = append(scripts, replaceScript) // two keys: one node only
 	}
@@ -157,13 +225,16 @@ func New(ctx context.Context, client goredis.UniversalClient, opts Options) (*St
 			return nil, fmt.Errorf("sessions: redis store: loading scripts: %w", err)
 		}
 	}
+	if err := s.readClock(ctx); err != nil {
+		return nil, fmt.Errorf("sessions: redis store: reading Redis's clock (TIME): %w", err)
+	}
 	return s, nil
 }
 
 // ping checks every primary (every shard on a Cluster).
 func (s *Store) ping(ctx context.Context) error {
-	if cc, ok := s.client.(*goredis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+	if s.cluster != nil {
+		return s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
 			return c.Ping(ctx).Err()
 		})
 	}
@@ -171,175 +242,16 @@ func (s *Store) ping(ctx context.Context) error {
 }
 
 // loadScript loads sc on every primary, so that the first request already
-// runs it by hash. Script.Run falls back to EVAL when a restarted Redis has
-// forgotten it.
-func (s *Store) loadScript(ctx context.Context, sc *goredis.Script) error {
-	if cc, ok := s.client.(*goredis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
-			return sc.Load(ctx, c).Err()
+// runs it by hash. eval falls back to EVAL when a restarted Redis, or a
+// replica promoted since, does not know it.
+func (s *Store) loadScript(ctx context.Context, sc *script) error {
+	if s.cluster != nil {
+		return s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			return c.ScriptLoad(ctx, sc.src).Err()
 		})
 	}
-	return sc.Load(ctx, s.client).Err()
+	return s.client.ScriptLoad(ctx, sc.src).Err()
 }
-
-// writeIDs is Lua shared by the write scripts: fields w1..w4 of a session
-// hold the ids of its last four writes, newest first. seen reports whether
-// id is among the ids r (as read by HMGET w1 w2 w3 w4) holds; shifted
-// returns the HSET arguments that put id in front.
-const writeIDs = `
-local function seen(r, id)
-	return r[1] == id or r[2] == id or r[3] == id or r[4] == id
-end
-local function shifted(r, id)
-	return 'w1', id, 'w2', r[1] or '', 'w3', r[2] or '', 'w4', r[3] or ''
-end
-`
-
-// Scripts. Times are Unix milliseconds; a stored hash always has d, v, e, l.
-//
-// now is the caller's clock (the core's): a hash whose e is not after now
-// counts as missing, even while its TTL, which runs on Redis's clock, keeps
-// it; scripts then write nothing. Writes answer 1 when done (or replayed),
-// 0 on a conflict (another version is live, or a live key is in the way) and
-// -1 when the live entry they need is missing.
-var (
-	// KEYS[1]; ARGV: now (0: Get, Redis's clock alone), ifBefore (0: never
-	// touch), expires. Returns false (missing) or {d, v, e, l, touched}.
-	getTouchScript = goredis.NewScript(`
-local r = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'l')
-if not r[1] then return false end
-local exp = tonumber(r[3])
-local now = tonumber(ARGV[1])
-if exp <= now then return false end
-local touched = 0
-local ifBefore = tonumber(ARGV[2])
-if ifBefore > 0 and exp < ifBefore then
-	local new = tonumber(ARGV[3])
-	local lim = tonumber(r[4])
-	if lim > 0 and new > lim then new = lim end
-	if new ~= exp then
-		if new <= now then
-			redis.call('DEL', KEYS[1])
-			return false
-		end
-		redis.call('HSET', KEYS[1], 'e', new)
-		redis.call('PEXPIREAT', KEYS[1], new)
-		if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-		exp = new
-		touched = 1
-	end
-end
-return {r[1], r[2], exp, r[4], touched}
-`)
-
-	// KEYS[1]; ARGV: value, version, expires, limit, write id.
-	setScript = goredis.NewScript(writeIDs + `
-local w = redis.call('HMGET', KEYS[1], 'w1', 'w2', 'w3', 'w4')
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4], shifted(w, ARGV[5]))
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-return 1
-`)
-
-	// KEYS[1]; ARGV: old version (0: must not exist), now, value, version,
-	// expires, limit, write id. Returns 1 when written, 0 on conflict (a live
-	// entry of another version, or with old 0 any live entry), -1 when old is
-	// not 0 and no live entry is stored. An expires not after now deletes
-	// the key instead of writing it. Replaying a write that already landed
-	// (its write id is among the last ones stored, even if other writes
-	// followed it) returns 1 and changes nothing.
-	setIfScript = goredis.NewScript(writeIDs + `
-local r = redis.call('HMGET', KEYS[1], 'v', 'e', 'w1', 'w2', 'w3', 'w4')
-local w = {r[3], r[4], r[5], r[6]}
-if seen(w, ARGV[7]) then return 1 end
-local now = tonumber(ARGV[2])
-local cur = r[1]
-if cur and tonumber(r[2]) <= now then cur = false end
-if ARGV[1] == '0' then
-	if cur then return 0 end
-elseif not cur then
-	return -1
-elseif cur ~= ARGV[1] then
-	return 0
-end
-if tonumber(ARGV[5]) <= now then
-	redis.call('DEL', KEYS[1])
-	return 1
-end
-redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'l', ARGV[6], shifted(w, ARGV[7]))
-redis.call('PEXPIREAT', KEYS[1], ARGV[5])
-return 1
-`)
-
-	// KEYS[1]; ARGV: now, expires. Returns 0 when missing (or its e is not
-	// after now). A new deadline not after now deletes the key.
-	touchScript = goredis.NewScript(`
-local r = redis.call('HMGET', KEYS[1], 'e', 'l')
-if not r[1] then return 0 end
-local now = tonumber(ARGV[1])
-if tonumber(r[1]) <= now then return 0 end
-local new = tonumber(ARGV[2])
-local lim = tonumber(r[2])
-if lim > 0 and new > lim then new = lim end
-if new <= now then
-	redis.call('DEL', KEYS[1])
-	return 1
-end
-redis.call('HSET', KEYS[1], 'e', new)
-redis.call('PEXPIREAT', KEYS[1], new)
-return 1
-`)
-
-	// KEYS[1]; ARGV: version, now. Deletes the key only if it holds that
-	// version, live at now: returns 1 when deleted, 0 when it holds another,
-	// -1 when it is missing (or its e is not after now; then it is left
-	// alone).
-	deleteIfScript = goredis.NewScript(`
-local r = redis.call('HMGET', KEYS[1], 'v', 'e')
-if not r[1] or tonumber(r[2]) <= tonumber(ARGV[2]) then return -1 end
-if r[1] ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-return 1
-`)
-
-	// KEYS: old, new; ARGV: old version, now, value, version, expires,
-	// limit, write id. Returns 1 when moved, -1 when the old key has no live
-	// entry, 0 when it holds another version or the new key a live entry.
-	// An expires not after now deletes the old key and writes nothing. A
-	// dead entry under the new key (e not after now) is replaced whole.
-	// Replaying a move that already happened returns 1.
-	replaceScript = goredis.NewScript(writeIDs + `
-if seen(redis.call('HMGET', KEYS[2], 'w1', 'w2', 'w3', 'w4'), ARGV[7]) then return 1 end
-local now = tonumber(ARGV[2])
-local o = redis.call('HMGET', KEYS[1], 'v', 'e')
-if not o[1] or tonumber(o[2]) <= now then return -1 end
-if o[1] ~= ARGV[1] then return 0 end
-local n = redis.call('HGET', KEYS[2], 'e')
-if n and tonumber(n) > now then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
-if tonumber(ARGV[5]) <= now then return 1 end
-redis.call('HSET', KEYS[2], 'd', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'l', ARGV[6], 'w1', ARGV[7])
-redis.call('PEXPIREAT', KEYS[2], ARGV[5])
-return 1
-`)
-
-	// KEYS[1] (an owner's set); ARGV: now, limit, key. Drops the members
-	// whose limit is not after now, records key until limit (or forgets it
-	// when limit is not after now), then makes the set expire with its
-	// latest member. Replaying it changes nothing more.
-	addOwnedScript = goredis.NewScript(`
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if tonumber(ARGV[2]) > tonumber(ARGV[1]) then
-	redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-else
-	redis.call('ZREM', KEYS[1], ARGV[3])
-end
-local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if top[2] then redis.call('PEXPIREAT', KEYS[1], top[2]) end
-return 1
-`)
-
-	allScripts = []*goredis.Script{getTouchScript, setScript, setIfScript, touchScript, deleteIfScript, addOwnedScript}
-)
 
 // ms returns t in Unix milliseconds; the zero time is 0.
 func ms(t time.Time) int64 {
@@ -361,70 +273,6 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("sessions: redis %s: %w", op, err)
 }
 
-// write runs a replayable write script. When its outcome is unknown (see
-// Options.ResolveWithin) it runs it again until Redis answers, the context
-// ends or ResolveWithin passes; replayed reports whether the answer came
-// from a replay.
-func (s *Store) write(ctx context.Context, run func(context.Context) (int64, error)) (n int64, replayed bool, err error) {
-	n, err = run(ctx)
-	if err == nil || !outcomeUnknown(err) || s.resolve < 0 {
-		return n, false, err
-	}
-	first := err
-	deadline := time.Now().Add(s.resolve)
-	wait := 20 * time.Millisecond
-	for time.Now().Before(deadline) {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return 0, false, fmt.Errorf("outcome unknown: %w (then %w)", first, ctx.Err())
-		case <-t.C:
-		}
-		wait = min(2*wait, 200*time.Millisecond)
-		n, err = run(ctx)
-		if err == nil {
-			return n, true, nil
-		}
-		if !retryable(err) {
-			break
-		}
-	}
-	return 0, false, fmt.Errorf("outcome unknown: %w (last try: %v)", first, err)
-}
-
-// outcomeUnknown reports whether err leaves open whether a write was
-// applied: anything but a reply from Redis or the end of the context. Even a
-// failure to connect counts: go-redis retries a command whose connection
-// broke (Options.MaxRetries), so its last error may be a refused dial after
-// a first try that Redis applied.
-func outcomeUnknown(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var rerr goredis.Error
-	return !errors.As(err, &rerr) || retryable(err)
-}
-
-// retryable reports whether trying a write again may succeed: a network
-// failure, or Redis saying it is not ready yet.
-func retryable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var rerr goredis.Error
-	if !errors.As(err, &rerr) {
-		return true
-	}
-	msg := rerr.Error()
-	for _, p := range []string{"LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN"} {
-		if strings.HasPrefix(msg, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // Get returns the live entry under key, or backend.ErrNotFound. Live is
 // judged by Redis's clock alone: the key exists.
 func (s *Store) Get(ctx context.Context, key string) (backend.Entry, error) {
@@ -436,6 +284,11 @@ func (s *Store) Get(ctx context.Context, key string) (backend.Entry, error) {
 // its deadline to expires (capped at its Limit) when it is before ifBefore.
 // An entry whose deadline is not after now (the caller's clock) is
 // backend.ErrNotFound and is left alone, even while Redis keeps it.
+//
+// When Redis refuses the move for lack of memory (maxmemory with
+// noeviction), or the script runs after the context's deadline, GetTouch
+// returns the entry with its deadline where it was and touched false: the
+// session is served, and the next load tries again.
 func (s *Store) GetTouch(ctx context.Context, key string, now, ifBefore, expires time.Time) (backend.Entry, bool, error) {
 	return s.getTouch(ctx, "get", key, ms(now), ms(ifBefore), ms(expires))
 }
@@ -444,7 +297,11 @@ func (s *Store) getTouch(ctx context.Context, op, key string, now, ifBefore, exp
 	if err := ctx.Err(); err != nil {
 		return backend.Entry{}, false, wrap(op, err)
 	}
-	res, err := getTouchScript.Run(ctx, s.client, []string{s.prefix + key}, now, ifBefore, expires).Slice()
+	var na int64
+	if ifBefore > 0 {
+		na, _ = s.notAfter(ctx)
+	}
+	res, err := s.eval(ctx, getTouchScript, false, []string{s.prefix + key}, now, ifBefore, expires, na).Slice()
 	if errors.Is(err, goredis.Nil) {
 		return backend.Entry{}, false, backend.ErrNotFound
 	}
@@ -488,7 +345,7 @@ func parseEntry(res []any) (backend.Entry, bool, error) {
 }
 
 // entryArgs returns the script arguments value, version, expires, limit and
-// a fresh write id, which tells a replay of this write from another writer's
+// a fresh write id, which tells a copy of this write from another writer's
 // write of the same version.
 func entryArgs(e backend.Entry) []any {
 	var id [12]byte
@@ -502,9 +359,14 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("set", err)
 	}
-	_, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
-		return setScript.Run(ctx, s.client, []string{s.prefix + key}, entryArgs(e)...).Int64()
+	na, until := s.notAfter(ctx)
+	args := append(entryArgs(e), na)
+	n, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
+		return s.eval(ctx, setScript, true, []string{s.prefix + key}, args...).Int64()
 	})
+	if err == nil {
+		err = writeResult(n)
+	}
 	if err != nil {
 		return wrap("set", err)
 	}
@@ -520,9 +382,10 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time
 	if err := ctx.Err(); err != nil {
 		return wrap("set", err)
 	}
-	args := append([]any{strconv.FormatUint(old, 10), ms(now)}, entryArgs(e)...)
-	n, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
-		return setIfScript.Run(ctx, s.client, []string{s.prefix + key}, args...).Int64()
+	na, until := s.notAfter(ctx)
+	args := append(append([]any{strconv.FormatUint(old, 10), ms(now)}, entryArgs(e)...), na)
+	n, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
+		return s.eval(ctx, setIfScript, true, []string{s.prefix + key}, args...).Int64()
 	})
 	if err != nil {
 		return wrap("set", err)
@@ -533,11 +396,11 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time
 // writeResult maps the answer of a conditional write script to its error.
 func writeResult(n int64) error {
 	switch n {
-	case 1:
+	case replyDone:
 		return nil
-	case 0:
+	case replyConflict:
 		return backend.ErrConflict
-	case -1:
+	case replyMissing:
 		return backend.ErrNotFound
 	}
 	return fmt.Errorf("sessions: redis: unexpected reply %d from a write script", n)
@@ -546,17 +409,23 @@ func writeResult(n int64) error {
 // Touch moves the deadline of the entry under key to expires, capped at its
 // Limit. An entry whose deadline is not after now (the caller's clock) is
 // backend.ErrNotFound and is left alone, even while Redis keeps it.
+//
+// When Redis refuses the move for lack of memory (maxmemory with
+// noeviction), Touch leaves the deadline where it was and reports success:
+// a refresh is worth trying again on the next request, not failing this
+// one for.
 func (s *Store) Touch(ctx context.Context, key string, now, expires time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("touch", err)
 	}
-	n, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
-		return touchScript.Run(ctx, s.client, []string{s.prefix + key}, ms(now), ms(expires)).Int64()
+	na, until := s.notAfter(ctx)
+	n, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
+		return s.eval(ctx, touchScript, true, []string{s.prefix + key}, ms(now), ms(expires), na).Int64()
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return wrap("touch", err)
-	}
-	if n == 0 {
+	case n == 0:
 		return backend.ErrNotFound
 	}
 	return nil
@@ -567,8 +436,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("delete", err)
 	}
-	_, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
-		return s.client.Del(ctx, s.prefix+key).Result()
+	na, until := s.notAfter(ctx)
+	_, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
+		return s.eval(ctx, deleteScript, true, []string{s.prefix + key}, na).Int64()
 	})
 	if err != nil {
 		return wrap("delete", err)
@@ -588,9 +458,10 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	}
 	oldArg, nowArg := strconv.FormatUint(old, 10), ms(now)
 	if s.atomicMove {
-		args := append([]any{oldArg, nowArg}, entryArgs(e)...)
-		n, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
-			return replaceScript.Run(ctx, s.client, []string{s.prefix + oldKey, s.prefix + newKey}, args...).Int64()
+		na, until := s.notAfter(ctx)
+		args := append(append([]any{oldArg, nowArg}, entryArgs(e)...), na)
+		n, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
+			return s.eval(ctx, replaceScript, true, []string{s.prefix + oldKey, s.prefix + newKey}, args...).Int64()
 		})
 		if err != nil {
 			return wrap("replace", err)
@@ -609,23 +480,31 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	if err := s.SetIf(ctx, newKey, 0, now, e); err != nil {
 		return err
 	}
-	n, replayed, err := s.write(ctx, func(ctx context.Context) (int64, error) {
-		return deleteIfScript.Run(ctx, s.client, []string{s.prefix + oldKey}, oldArg, nowArg).Int64()
+	na, until := s.notAfter(ctx)
+	n, replayed, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
+		return s.eval(ctx, deleteIfScript, true, []string{s.prefix + oldKey}, oldArg, nowArg, na).Int64()
 	})
-	if err != nil {
+	var cause error
+	switch {
+	case errors.Is(err, backend.ErrUnknownOutcome):
 		// Unknown whether the old key is gone: keep the new one, so that
 		// the session is never nowhere.
 		return wrap("replace", err)
-	}
-	if n == 1 || (n == -1 && replayed) {
+	case err != nil:
+		cause = err // the old key was not deleted
+	case n == replyDone || (n == replyMissing && replayed):
 		return nil // deleted now, or by the try whose answer was lost
+	default:
+		cause = writeResult(n) // the old session vanished (-1) or changed (0)
 	}
-	// The old session vanished (-1) or changed (0): undo.
-	cause := writeResult(n)
+	// Undo: the move did not happen.
 	if err := s.client.Del(ctx, s.prefix+newKey).Err(); err != nil {
 		return wrap("replace", fmt.Errorf("%w (and removing the new key failed: %w)", cause, err))
 	}
-	return cause
+	if errors.Is(cause, backend.ErrConflict) || errors.Is(cause, backend.ErrNotFound) {
+		return cause
+	}
+	return wrap("replace", cause)
 }
 
 // ownerKey returns the Redis key of owner's set: owners may hold any bytes,
@@ -645,8 +524,9 @@ func (s *Store) AddOwned(ctx context.Context, owner, key string, limit time.Time
 		return wrap("add owned", err)
 	}
 	k, now, lim := s.ownerKey(owner), time.Now().UnixMilli(), ms(limit)
-	_, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
-		return addOwnedScript.Run(ctx, s.client, []string{k}, now, lim, key).Int64()
+	na, until := s.notAfter(ctx)
+	_, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
+		return s.eval(ctx, addOwnedScript, true, []string{k}, now, lim, key, na).Int64()
 	})
 	if err != nil {
 		return wrap("add owned", err)
@@ -654,8 +534,8 @@ func (s *Store) AddOwned(ctx context.Context, owner, key string, limit time.Time
 	return nil
 }
 
-// RemoveOwned removes keys from owner's set with ZREM; Redis deletes the set
-// when it becomes empty.
+// RemoveOwned removes keys from owner's set; Redis deletes the set when it
+// becomes empty.
 func (s *Store) RemoveOwned(ctx context.Context, owner string, keys ...string) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("remove owned", err)
@@ -664,12 +544,14 @@ func (s *Store) RemoveOwned(ctx context.Context, owner string, keys ...string) e
 		return nil
 	}
 	k := s.ownerKey(owner)
-	members := make([]any, len(keys))
-	for i, key := range keys {
-		members[i] = key
+	na, until := s.notAfter(ctx)
+	args := make([]any, 0, 1+len(keys))
+	args = append(args, na)
+	for _, key := range keys {
+		args = append(args, key)
 	}
-	_, _, err := s.write(ctx, func(ctx context.Context) (int64, error) {
-		return s.client.ZRem(ctx, k, members...).Result()
+	_, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
+		return s.eval(ctx, removeOwnedScript, true, []string{k}, args...).Int64()
 	})
 	if err != nil {
 		return wrap("remove owned", err)
@@ -689,6 +571,7 @@ func (s *Store) Owned(ctx context.Context, owner string) ([]string, error) {
 		Max: "+inf",
 	}).Result()
 	if err != nil {
+		s.noteFailure(err)
 		return nil, wrap("owned", err)
 	}
 	return keys, nil
