@@ -441,3 +441,42 @@ func TestRequired(t *testing.T) {
 		t.Error("Required() = true with 0")
 	}
 }
+
+func TestLedger(t *testing.T) {
+	t.Parallel()
+	type answer struct {
+		kind  byte // 's' stored (with value), 'f' failed, 'u' unknown
+		value int
+	}
+	for _, tc := range []struct {
+		name                          string
+		answers                       []answer
+		phantoms, unknownLanded, lost int
+	}{
+		{"all stored", []answer{{'s', 1}, {'s', 2}, {'s', 3}}, 0, 0, 0},
+		{"failed and not stored", []answer{{'s', 1}, {'f', 0}, {'s', 2}}, 0, 0, 0},
+		{"failed but stored: phantom", []answer{{'s', 1}, {'f', 0}, {'s', 3}}, 1, 0, 0},
+		{"unknown and stored", []answer{{'s', 1}, {'u', 0}, {'s', 3}}, 0, 1, 0},
+		{"unknown and not stored", []answer{{'u', 0}, {'s', 1}}, 0, 0, 0},
+		{"one unknown cannot explain two", []answer{{'u', 0}, {'f', 0}, {'s', 3}}, 1, 1, 0},
+		{"stored then lost", []answer{{'s', 1}, {'s', 2}, {'s', 2}}, 0, 0, 1},
+		{"session started again", []answer{{'s', 1}, {'s', 2}, {'s', 1}}, 0, 0, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var l Ledger
+			for _, a := range tc.answers {
+				switch a.kind {
+				case 's':
+					l.AnswerStored(a.value)
+				case 'f':
+					l.AnswerFailed()
+				case 'u':
+					l.AnswerUnknown()
+				}
+			}
+			if l.Phantoms != tc.phantoms || l.UnknownLanded != tc.unknownLanded || l.Lost != tc.lost {
+				t.Errorf("%v; want %d phantoms, %d unknown landed, %d lost", &l, tc.phantoms, tc.unknownLanded, tc.lost)
+			}
+		})
+	}
+}
