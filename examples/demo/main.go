@@ -35,9 +35,12 @@
 //
 //	demo: listening on http://127.0.0.1:8080 (store: redis 127.0.0.1:6379)
 //
-// Every request gets at most 10 s (http.TimeoutHandler): a request that
-// takes longer, for example because Redis stopped answering, is answered
-// 503, and its context, which the store's calls use, is cancelled.
+// Every request gets at most 10 s: its context's deadline, which the
+// store's calls honour. A request whose store does not answer in time, for
+// example because Redis stopped answering, is answered by the session
+// middleware: 500 when its change was not stored, 504 when the store could
+// not tell (never a timeout handler's 503 sent while the change may still
+// be stored).
 //
 // JSON API (the contract other tests use):
 //
@@ -162,7 +165,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if len(seeds) == 0 {
 			return errors.New("-redis-cluster: no address given")
 		}
-		client = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: seeds, ContextTimeoutEnabled: true})
+		client = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: seeds, ContextTimeoutEnabled: true,
+			// A dead node fails fast; the slot map also catches up with
+			// changes that cause no error (the store reloads it on errors).
+			DialTimeout: time.Second, ClusterStateReloadInterval: 5 * time.Second})
 		storeName = "redis-cluster " + strings.Join(seeds, ",")
 	}
 	if client != nil {
@@ -270,7 +276,7 @@ func newApp(mgr *sessions.Manager[Visit]) http.Handler {
 		// A new token after login: a token planted before is worthless now.
 		if err := mgr.Migrate(w, r, s); err != nil {
 			slog.ErrorContext(r.Context(), "demo: login", "session", s, "err", err)
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "login failed"})
+			writeJSON(w, failedStatus(err), map[string]string{"error": "login failed"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"user": user})
@@ -287,12 +293,32 @@ func newApp(mgr *sessions.Manager[Visit]) http.Handler {
 		s := mgr.Get(r)
 		if err := mgr.Destroy(w, r, s); err != nil {
 			slog.ErrorContext(r.Context(), "demo: logout", "session", s, "err", err)
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "logout failed"})
+			writeJSON(w, failedStatus(err), map[string]string{"error": "logout failed"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"user": ""})
 	})
-	return http.TimeoutHandler(mgr.Handler(mux), requestTimeout, "request timed out\n")
+	return withDeadline(mgr.Handler(mux), requestTimeout)
+}
+
+// withDeadline gives every request's context a deadline d away. Unlike
+// http.TimeoutHandler it never answers in the handler's place: only the
+// handler knows whether its change was stored.
+func withDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// failedStatus is the status of a failed login or logout: 504 when the
+// store could not tell whether it happened, else 500.
+func failedStatus(err error) int {
+	if errors.Is(err, sessions.ErrUnknownOutcome) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
