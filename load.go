@@ -112,10 +112,10 @@ type fetched struct {
 	slid      bool // the store already moved its idle deadline (GetTouch)
 }
 
-// sealer returns the keys of f's token, deriving them once.
-func (f *fetched) sealer() *sealer {
+// sealer returns the keys of f's token, from c.
+func (f *fetched) sealer(c *sealCache) *sealer {
 	if f.seal == nil && f.token != "" {
-		f.seal = newSealer(f.token)
+		f.seal = c.get(f.token)
 	}
 	return f.seal
 }
@@ -141,7 +141,7 @@ func (m *Manager[T]) fetch(ctx context.Context, token string, now time.Time) (fe
 		if hops == maxForwards || !now.Before(f.e.Expires) || f.token == "" {
 			return f, backend.ErrNotFound
 		}
-		next, key, ferr := openForward(f.e.Value, f.sealer(), f.key)
+		next, key, ferr := openForward(f.e.Value, f.sealer(&m.seals), f.key)
 		if ferr != nil {
 			m.cfg.Logger.WarnContext(ctx, "sessions: a forward record does not open; starting a new session", "err", ferr)
 			return f, backend.ErrNotFound
@@ -163,7 +163,7 @@ func (m *Manager[T]) open(r *http.Request, token string, f fetched, now time.Tim
 		if f.token == "" {
 			err = fmt.Errorf("%w: no token to open it with", errNotOpened)
 		} else {
-			err = env.open(f.sealer(), f.key)
+			err = env.open(f.sealer(&m.seals), f.key)
 		}
 	}
 	if err != nil {

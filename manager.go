@@ -56,6 +56,7 @@ type Manager[T any] struct {
 	started  time.Time  // when New made the Manager (see CookieConfig.Name)
 	sealing  bool       // seal what is stored (see seal.go): the store is not backend.InProcess
 	merge    *mergeSpec // T's merge units (see merge.go); nil when T is no struct
+	seals    sealCache  // the keys of recently seen tokens (see seal.go)
 }
 
 type contextKey struct{ name string }

@@ -9,6 +9,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"sync/atomic"
 )
 
 // Sealing at rest: what the core stores for a session is split into a
@@ -64,6 +66,38 @@ func newSealer(token string) *sealer {
 	return &sealer{aead: aead, bindKey: k[32:]}
 }
 
+// sealCacheSize is how many tokens' keys a Manager keeps derived.
+const sealCacheSize = 1024
+
+// sealCache keeps the keys of recently seen tokens, so that a request of an
+// active session skips the key derivation (HKDF and the AES key schedule,
+// a few microseconds and several allocations). It is a fixed array of
+// slots indexed by a hash of the token, each replaced by the last token
+// that fell on it: bounded memory, no lock. The keys it holds are as
+// secret as the tokens of the requests in flight, which the process holds
+// anyway; sealing protects copies of the store, not the process's memory.
+type sealCache struct {
+	slots [sealCacheSize]atomic.Pointer[cachedSealer]
+}
+
+type cachedSealer struct {
+	token string
+	s     *sealer
+}
+
+var sealSeed = maphash.MakeSeed()
+
+// get returns the keys of token, derived once while it stays cached.
+func (c *sealCache) get(token string) *sealer {
+	slot := &c.slots[maphash.String(sealSeed, token)&(sealCacheSize-1)]
+	if e := slot.Load(); e != nil && e.token == token {
+		return e.s
+	}
+	s := newSealer(token)
+	slot.Store(&cachedSealer{token: token, s: s})
+	return s
+}
+
 // seal appends the sealed form of plain to dst: a random nonce, then the
 // ciphertext and tag, authenticated with ad.
 func (sl *sealer) seal(dst, plain, ad []byte) []byte {
@@ -74,12 +108,13 @@ func (sl *sealer) seal(dst, plain, ad []byte) []byte {
 }
 
 // open returns the plain bytes sealed in b with ad, or an error wrapping
-// errNotOpened.
+// errNotOpened. It decrypts in place: b is overwritten.
 func (sl *sealer) open(b, ad []byte) ([]byte, error) {
 	if len(b) < sealOverhead {
 		return nil, fmt.Errorf("%w: %d bytes is too short", errNotOpened, len(b))
 	}
-	plain, err := sl.aead.Open(nil, b[:sealNonce], b[sealNonce:], ad)
+	ct := b[sealNonce:]
+	plain, err := sl.aead.Open(ct[:0], b[:sealNonce], ct, ad)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNotOpened, err)
 	}

@@ -184,7 +184,7 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 		token = newToken()
 		key, issued, seal = storeKey(token), now, nil
 		if m.cfg.Bind != nil {
-			seal = newSealer(token)
+			seal = m.seals.get(token)
 			bind = seal.bind(s.bindIn) // bound under the new token's key
 		}
 	}
@@ -196,7 +196,7 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 			if !newTok {
 				seal = m.sealerOf(s)
 			} else {
-				seal = newSealer(token)
+				seal = m.seals.get(token)
 			}
 		}
 		return seal
@@ -420,7 +420,7 @@ func (m *Manager[T]) envelope(s *Session[T], created, absolute, issued time.Time
 // sealerOf returns the keys of the token of s's key, deriving them once.
 func (m *Manager[T]) sealerOf(s *Session[T]) *sealer {
 	if s.seal == nil {
-		s.seal = newSealer(s.keyToken)
+		s.seal = m.seals.get(s.keyToken)
 	}
 	return s.seal
 }

@@ -57,6 +57,7 @@ var libs = []struct {
 }{
 	{"baseline", setupBaseline},
 	{"sessions-memory", setupSessionsMemory},
+	{"sessions-memory-sealed", setupSessionsMemorySealed},
 	{"sessions-redis", setupSessionsRedis(0)},
 	{"sessions-redis-touchevery", setupSessionsRedis(time.Nanosecond)},
 	{"sessions-postgres", setupSessionsPostgres(0)},
@@ -111,6 +112,15 @@ func newManager(b *testing.B, st backend.Store, touch time.Duration) *sessions.M
 
 func setupSessionsMemory(b *testing.B) lib {
 	st := memory.New(memory.Options{})
+	b.Cleanup(func() { st.Close() })
+	return lib{h: sessionsHandler(newManager(b, st, 0)), serverSide: true}
+}
+
+// setupSessionsMemorySealed is the memory store with Options.Seal: what
+// sealing (done by default on every store outside the process) costs a
+// whole request.
+func setupSessionsMemorySealed(b *testing.B) lib {
+	st := memory.New(memory.Options{Seal: true})
 	b.Cleanup(func() { st.Close() })
 	return lib{h: sessionsHandler(newManager(b, st, 0)), serverSide: true}
 }
