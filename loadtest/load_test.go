@@ -14,10 +14,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/sessionx/sessions/internal/redistest"
 )
@@ -109,17 +112,24 @@ func tail(s string, n int) string {
 	return s
 }
 
-// client is one browser: its own cookie jar and session.
+// client is one browser: its own cookie jar and session. It increments its
+// session's counter (GET /api/visit) and keeps a redistest.Ledger of the
+// answers, so that an increment stored though answered "failed" (a
+// phantom) or lost though answered "stored" shows.
 type client struct {
 	id        int
 	user      string
 	http      *http.Client
 	base      string
-	successes int             // 200 answers to /api/visit
-	failures  map[int]int     // non-200 answers by status; 0 = transport error
-	latencies []time.Duration // of every request
-	wrongUser int             // 200 answers carrying another user's name
+	ledger    redistest.Ledger
+	visits    map[int]int     // answers to /api/visit by status; 0 = no answer
+	reads     map[int]int     // answers to /api/me by status; 0 = no answer
+	latencies []time.Duration // of every visit
 	maxLat    time.Duration
+	crossed   int       // answers carrying another client's user
+	lostUser  int       // times the session vanished (an answer without the user)
+	anonymous bool      // the session vanished: the client goes on without a user
+	lastFail  time.Time // when the last visit that did not succeed ended
 }
 
 func newClient(t *testing.T, id int, base string) *client {
@@ -127,8 +137,8 @@ func newClient(t *testing.T, id int, base string) *client {
 	jar, _ := cookiejar.New(nil)
 	return &client{
 		id: id, user: fmt.Sprintf("client-%02d", id), base: base,
-		http:     &http.Client{Jar: jar, Timeout: 15 * time.Second},
-		failures: map[int]int{},
+		http:   &http.Client{Jar: jar, Timeout: 15 * time.Second},
+		visits: map[int]int{}, reads: map[int]int{},
 	}
 }
 
@@ -150,66 +160,94 @@ func (c *client) login() error {
 	return fmt.Errorf("login %s: %w", c.user, last)
 }
 
-// visit sends one GET /api/visit and records what came back.
-func (c *client) visit() {
+// answer is the body of /api/visit and /api/me.
+type answer struct {
+	Visits int    `json:"visits"`
+	User   string `json:"user"`
+}
+
+// owner checks the user of an answer: the client's own, or none once its
+// session vanished. It reports false for another client's user.
+func (c *client) owner(user string) bool {
+	switch {
+	case user == c.user && !c.anonymous:
+		return true
+	case user == "" && !c.anonymous:
+		c.lostUser++
+		c.anonymous = true
+		c.ledger.StartedOver()
+		return true
+	case user == "" && c.anonymous:
+		return true
+	}
+	c.crossed++
+	return false
+}
+
+// visit sends one GET /api/visit and records what came back. It reports
+// whether the answer was 200.
+func (c *client) visit() bool {
 	start := time.Now()
 	resp, err := c.http.Get(c.base + "/api/visit")
 	lat := time.Since(start)
 	c.latencies = append(c.latencies, lat)
 	c.maxLat = max(c.maxLat, lat)
 	if err != nil {
-		c.failures[0]++
+		c.visits[0]++
+		c.ledger.AnswerUnknown() // no answer: the client cannot know
+		c.lastFail = time.Now()
+		return false
+	}
+	defer resp.Body.Close()
+	c.visits[resp.StatusCode]++
+	var v answer
+	switch {
+	case resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&v) == nil:
+		if c.owner(v.User) {
+			c.ledger.AnswerStored(v.Visits)
+		}
+		return true
+	case resp.StatusCode == http.StatusGatewayTimeout:
+		c.ledger.AnswerUnknown() // documented: may or may not be stored
+	default:
+		c.ledger.AnswerFailed()
+	}
+	io.Copy(io.Discard, resp.Body)
+	c.lastFail = time.Now()
+	return false
+}
+
+// read sends one GET /api/me, which writes nothing, and records its status.
+func (c *client) read() {
+	resp, err := c.http.Get(c.base + "/api/me")
+	if err != nil {
+		c.reads[0]++
 		return
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		io.Copy(io.Discard, resp.Body)
-		c.failures[resp.StatusCode]++
-		return
+	c.reads[resp.StatusCode]++
+	var v answer
+	if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&v) == nil {
+		c.owner(v.User)
 	}
-	var v struct {
-		Visits int    `json:"visits"`
-		User   string `json:"user"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		c.failures[-1]++
-		return
-	}
-	if v.User != c.user {
-		c.wrongUser++
-	}
-	c.successes++
 }
 
-// count returns the session's counter: one more visit, minus itself.
-func (c *client) count(t *testing.T) int {
+// final makes one more visit, retrying until it is answered 200, so that
+// the ledger checks the stored counter.
+func (c *client) final(t *testing.T) {
 	t.Helper()
-	var v struct {
-		Visits int    `json:"visits"`
-		User   string `json:"user"`
-	}
 	for i := 0; i < 50; i++ {
-		resp, err := c.http.Get(c.base + "/api/visit")
-		if err == nil && resp.StatusCode == 200 {
-			err = json.NewDecoder(resp.Body).Decode(&v)
-			resp.Body.Close()
-			if err == nil {
-				if v.User != c.user {
-					t.Errorf("%s: final read carries user %q", c.user, v.User)
-				}
-				return v.Visits - 1
-			}
-		} else if err == nil {
-			resp.Body.Close()
+		if c.visit() {
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s: could not read the final count", c.user)
-	return 0
 }
 
-// load runs all clients against base until ctx ends; during runs alongside.
-func load(t *testing.T, base string, d time.Duration, during func()) []*client {
+// load logs all clients in and runs them against base for d; during runs
+// alongside. With reads, every visit is followed by a GET /api/me.
+func load(t *testing.T, base string, d time.Duration, reads bool, during func()) []*client {
 	t.Helper()
 	cs := make([]*client, clients)
 	for i := range cs {
@@ -228,6 +266,9 @@ func load(t *testing.T, base string, d time.Duration, during func()) []*client {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				c.visit()
+				if reads {
+					c.read()
+				}
 			}
 		}()
 	}
@@ -239,17 +280,44 @@ func load(t *testing.T, base string, d time.Duration, during func()) []*client {
 	return cs
 }
 
+// totals sums the clients' answers.
+type totals struct {
+	ledger        redistest.Ledger
+	visits, reads map[int]int
+	requests      int
+	crossed       int
+	lostUser      int
+	lastFail      time.Time
+	maxLat        time.Duration
+}
+
+func sum(cs []*client) totals {
+	s := totals{visits: map[int]int{}, reads: map[int]int{}}
+	for _, c := range cs {
+		s.ledger.Add(&c.ledger)
+		for code, n := range c.visits {
+			s.visits[code] += n
+			s.requests += n
+		}
+		for code, n := range c.reads {
+			s.reads[code] += n
+		}
+		s.crossed += c.crossed
+		s.lostUser += c.lostUser
+		if c.lastFail.After(s.lastFail) {
+			s.lastFail = c.lastFail
+		}
+		s.maxLat = max(s.maxLat, c.maxLat)
+	}
+	return s
+}
+
 // report logs throughput and latency percentiles.
 func report(t *testing.T, cs []*client, elapsed time.Duration) {
 	t.Helper()
 	var all []time.Duration
-	ok, failed := 0, map[int]int{}
 	for _, c := range cs {
 		all = append(all, c.latencies...)
-		ok += c.successes
-		for code, n := range c.failures {
-			failed[code] += n
-		}
 	}
 	slices.Sort(all)
 	pct := func(p float64) time.Duration {
@@ -258,39 +326,71 @@ func report(t *testing.T, cs []*client, elapsed time.Duration) {
 		}
 		return all[min(len(all)-1, int(float64(len(all))*p))]
 	}
-	t.Logf("%d clients, %v: %d requests, %.0f req/s, %d ok, failed by status %v; latency p50 %v, p99 %v, max %v",
-		len(cs), elapsed.Round(time.Millisecond), len(all), float64(len(all))/elapsed.Seconds(), ok, failed,
+	s := sum(cs)
+	t.Logf("%d clients, %v: %d visits, %.0f/s, by status %v, reads by status %v; latency p50 %v, p99 %v, max %v",
+		len(cs), elapsed.Round(time.Millisecond), len(all), float64(len(all))/elapsed.Seconds(), s.visits, s.reads,
 		pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
 }
 
-// check asserts that every session's counter equals its client's successes
-// and that no answer carried another session's data.
-func check(t *testing.T, cs []*client) {
+// check makes every client's final visit, then asserts that no answer
+// carried another session's user, that no increment answered "failed"
+// was stored (phantoms), and unless lossOK, that no increment answered
+// "stored" was lost and no session vanished. It returns the totals.
+func check(t *testing.T, cs []*client, lossOK bool) totals {
 	t.Helper()
 	for _, c := range cs {
-		if c.wrongUser > 0 {
-			t.Errorf("%s got %d answers with another session's user", c.user, c.wrongUser)
+		c.final(t)
+		if c.crossed > 0 {
+			t.Errorf("%s got %d answers with another session's user", c.user, c.crossed)
 		}
-		if got := c.count(t); got != c.successes {
-			t.Errorf("%s: session counter %d, but the client saw %d successful visits", c.user, got, c.successes)
+		if c.ledger.Phantoms > 0 {
+			t.Errorf("%s: increments answered failed were stored: %v", c.user, &c.ledger)
+		}
+		if !lossOK && (c.ledger.Lost > 0 || c.lostUser > 0) {
+			t.Errorf("%s: increments answered stored were lost: %v; session vanished %d times", c.user, &c.ledger, c.lostUser)
 		}
 	}
+	s := sum(cs)
+	t.Logf("ledger: %v; sessions vanished: %d", &s.ledger, s.lostUser)
+	return s
+}
+
+// statuses fails t for every status of m that is not in allowed.
+func statuses(t *testing.T, what string, m map[int]int, allowed ...int) {
+	t.Helper()
+	for code, n := range m {
+		if !slices.Contains(allowed, code) {
+			t.Errorf("%d %s answered %d, want only %v", n, what, code, allowed)
+		}
+	}
+}
+
+// figures logs one line of the README's faults table.
+func figures(t *testing.T, s totals, extra string) {
+	t.Helper()
+	n5xx := 0
+	for code, n := range s.visits {
+		if code >= 500 && code != http.StatusGatewayTimeout {
+			n5xx += n
+		}
+	}
+	t.Logf("figures: %s | %d visits | %d x 200 | %d x 5xx (not 504) | %d x 504 | %d x 401 | %d no answer | phantoms %d | unknown that landed %d | lost %d | slowest %v | %s",
+		t.Name(), s.requests, s.visits[200], n5xx, s.visits[http.StatusGatewayTimeout], s.visits[401], s.visits[0],
+		s.ledger.Phantoms, s.ledger.UnknownLanded, s.ledger.Lost, s.maxLat.Round(time.Millisecond), extra)
 }
 
 func TestLoad(t *testing.T) {
 	needRedis(t)
 	srv := redistest.StartServer(t)
 	base := startDemo(t, "-redis", srv.Addr())
-	cs := load(t, base, duration(t), nil)
+	cs := load(t, base, duration(t), false, nil)
 	for _, c := range cs {
-		if len(c.failures) > 0 {
-			t.Errorf("%s: failures without any fault: %v", c.user, c.failures)
-		}
-		if c.successes == 0 {
+		statuses(t, c.user+" visits without any fault", c.visits, 200)
+		if c.ledger.Stored == 0 {
 			t.Errorf("%s: no successful request", c.user)
 		}
 	}
-	check(t, cs)
+	check(t, cs, false)
 }
 
 func TestLoadRedisOutage(t *testing.T) {
@@ -300,30 +400,201 @@ func TestLoadRedisOutage(t *testing.T) {
 	base := startDemo(t, "-redis", srv.Addr())
 	d := duration(t)
 	outage := 2 * time.Second
-	cs := load(t, base, d+outage+time.Second, func() {
+	cs := load(t, base, d+outage+time.Second, false, func() {
 		time.Sleep(d / 2)
 		srv.Stop()
 		time.Sleep(outage)
 		srv.Start()
 	})
-	var failed, total int
-	var worst time.Duration
-	for _, c := range cs {
-		for code, n := range c.failures {
-			if code < 500 {
-				t.Errorf("%s: %d requests failed with %d, want only 5xx during the outage", c.user, n, code)
-			}
-			failed += n
-		}
-		total += len(c.latencies)
-		worst = max(worst, c.maxLat)
-	}
-	t.Logf("outage of %v: %d of %d requests failed (5xx); slowest request %v", outage, failed, total, worst)
-	if failed == 0 {
+	s := check(t, cs, false)
+	statuses(t, "visits during the outage", s.visits, 200, 500, 504)
+	if s.ledger.Failed+s.ledger.Unknown == 0 {
 		t.Error("no request failed while Redis was down: the outage did not happen")
 	}
-	if worst > 12*time.Second {
-		t.Errorf("a request took %v, past the demo's 10 s request deadline", worst)
+	if s.maxLat > 12*time.Second {
+		t.Errorf("a request took %v, past the demo's 10 s request deadline", s.maxLat)
 	}
-	check(t, cs)
+	figures(t, s, fmt.Sprintf("outage %v", outage))
+}
+
+// TestLoadRedisPaused: Redis hangs (SIGSTOP) for longer than the demo's
+// 10 s request deadline, with the writes of the requests in flight in its
+// socket buffers, then resumes (SIGCONT) and runs them. No increment
+// answered "failed" may be stored; the requests whose write was sent but
+// not answered are answered 504 (unknown), counted apart; and since Redis
+// resumes past their deadlines, none of their writes may land either.
+func TestLoadRedisPaused(t *testing.T) {
+	needRedis(t)
+	if !redistest.CanPause() {
+		t.Skip("pausing redis-server needs SIGSTOP (unix)")
+	}
+	srv := redistest.StartServer(t)
+	base := startDemo(t, "-redis", srv.Addr())
+	d := duration(t)
+	pause := 11 * time.Second // past the demo's 10 s deadline
+	cs := load(t, base, d+pause, false, func() {
+		time.Sleep(d / 2)
+		srv.Pause()
+		time.Sleep(pause)
+		srv.Resume()
+	})
+	s := check(t, cs, false)
+	statuses(t, "visits during the pause", s.visits, 200, 500, 504)
+	if s.visits[http.StatusGatewayTimeout] == 0 {
+		t.Error("no request was answered 504: no write was caught by the pause")
+	}
+	if s.ledger.UnknownLanded > 0 {
+		t.Errorf("%d increments answered 504 landed when Redis resumed, past their deadlines", s.ledger.UnknownLanded)
+	}
+	if s.maxLat > 12*time.Second {
+		t.Errorf("a request took %v, past the demo's 10 s request deadline", s.maxLat)
+	}
+	figures(t, s, fmt.Sprintf("pause %v", pause))
+}
+
+// TestLoadClusterFailover: the demo on a Cluster of three primaries with a
+// replica each, with the client options the demo and the README
+// recommend. A primary is killed (SIGKILL); about a second later its
+// replica takes over. Requests on its slots fail meanwhile; they must
+// succeed again within 2 s of the cluster being OK, and no increment
+// answered "failed" may be stored. (Redis replicates asynchronously: the
+// last increments the dead primary acknowledged may not have reached its
+// replica; they are counted as lost and reported, not failed on.)
+func TestLoadClusterFailover(t *testing.T) {
+	needRedis(t)
+	cluster := redistest.StartClusterWith(t, redistest.ClusterOptions{Replicas: 1, NodeTimeout: time.Second})
+	base := startDemo(t, "-redis-cluster", strings.Join(cluster.Addrs(), ","))
+	d := duration(t)
+	var killed, ok time.Time
+	cs := load(t, base, d+5*time.Second, false, func() {
+		time.Sleep(d / 2)
+		victim := cluster.Primaries()[0]
+		killed = time.Now()
+		victim.Kill()
+		ok = cluster.WaitHealthy(20 * time.Second)
+	})
+	s := check(t, cs, true)
+	statuses(t, "visits during the failover", s.visits, 200, 500, 504)
+	if s.ledger.Failed+s.ledger.Unknown == 0 {
+		t.Error("no request failed: the kill did not hit the clients")
+	}
+	recovery := s.lastFail.Sub(ok)
+	t.Logf("cluster OK %v after the kill; last failure %v after that", ok.Sub(killed).Round(time.Millisecond), recovery.Round(time.Millisecond))
+	if recovery > 2*time.Second {
+		t.Errorf("requests still failed %v after the cluster was OK again, want at most 2s", recovery.Round(time.Millisecond))
+	}
+	figures(t, s, fmt.Sprintf("cluster OK %v after the kill, last failure %v after OK",
+		ok.Sub(killed).Round(time.Millisecond), recovery.Round(time.Millisecond)))
+}
+
+// TestLoadMaxmemory: Redis reaches its maxmemory under load, then gets
+// room again. Clients visit (a write) and read (GET /api/me, which writes
+// nothing) in turn. The demo must not crash nor hand anyone another
+// session's data, reads must be served, and the answers must be the
+// documented ones:
+//
+//   - noeviction: a change is refused (500) and not stored; reads are
+//     served; once there is room, changes are stored again; nothing is
+//     lost.
+//   - volatile-ttl (an evicting policy): Redis evicts the keys nearest
+//     their expiry first, sessions among them; a visitor whose session
+//     was evicted gets a new one (200 without the user, or 401 when the
+//     session vanished between its load and its save); nothing answered
+//     "failed" is stored.
+func TestLoadMaxmemory(t *testing.T) {
+	needRedis(t)
+	for _, tc := range []struct {
+		policy string
+		visits []int // the statuses a visit may get
+		reads  []int // the statuses a read may get
+		lossOK bool
+	}{
+		{"noeviction", []int{200, 500}, []int{200}, false},
+		{"volatile-ttl", []int{200, 401}, []int{200, 401}, true},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			admin := srv.Client()
+			base := startDemo(t, "-redis", srv.Addr())
+			d := duration(t)
+			stop := make(chan struct{})
+			filled := make(chan struct{})
+			var fillErr error
+			cs := load(t, base, d+time.Second, true, func() {
+				time.Sleep(d / 3)
+				go func() {
+					defer close(filled)
+					fillErr = fill(admin, tc.policy, stop)
+				}()
+				time.Sleep(d / 3)
+				if tc.policy == "noeviction" {
+					close(stop)
+					<-filled
+					// Room again: changes are stored again.
+					if err := admin.ConfigSet(context.Background(), "maxmemory", "0").Err(); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			if tc.policy != "noeviction" {
+				close(stop)
+				<-filled
+			}
+			if fillErr != nil {
+				t.Fatal(fillErr)
+			}
+			s := check(t, cs, tc.lossOK)
+			statuses(t, "visits", s.visits, tc.visits...)
+			statuses(t, "reads", s.reads, tc.reads...)
+			if tc.policy == "noeviction" && s.visits[500] == 0 {
+				t.Error("no visit was refused: Redis never filled up")
+			}
+			figures(t, s, fmt.Sprintf("reads by status %v; sessions vanished %d", s.reads, s.lostUser))
+		})
+	}
+}
+
+// fill sets maxmemory a little above what Redis uses, with policy, and
+// writes 4 KiB keys that expire in an hour (outside the demo's prefix)
+// until Redis refuses one (noeviction: then it stops) or, under an
+// evicting policy, until stop is closed.
+func fill(c *goredis.Client, policy string, stop <-chan struct{}) error {
+	ctx := context.Background()
+	info, err := c.Info(ctx, "memory").Result()
+	if err != nil {
+		return err
+	}
+	var used int64
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			used, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	for _, kv := range [][2]string{{"maxmemory-policy", policy}, {"maxmemory", strconv.FormatInt(used+1<<20, 10)}} {
+		if err := c.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			return err
+		}
+	}
+	filler := strings.Repeat("x", 4096)
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		err := c.Set(ctx, "filler:"+strconv.Itoa(i), filler, time.Hour).Err()
+		if err != nil && strings.Contains(err.Error(), "OOM") {
+			if policy == "noeviction" {
+				<-stop
+				return nil
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if policy != "noeviction" {
+			time.Sleep(time.Millisecond) // a steady pressure, not a flood
+		}
+	}
 }

@@ -53,6 +53,15 @@ func (l *Ledger) AnswerStored(value int) {
 	l.pendingFailed, l.pendingUnknown = 0, 0
 }
 
+// StartedOver records that the counter started again from zero (the
+// session was lost, e.g. evicted, and the client got a new one): what
+// Last counted is lost, and the answers pending since are forgotten.
+func (l *Ledger) StartedOver() {
+	l.Lost += l.Last
+	l.Last = 0
+	l.pendingFailed, l.pendingUnknown = 0, 0
+}
+
 // AnswerFailed records an answer that says the increment was not stored.
 func (l *Ledger) AnswerFailed() {
 	l.Failed++

@@ -445,7 +445,7 @@ func TestRequired(t *testing.T) {
 func TestLedger(t *testing.T) {
 	t.Parallel()
 	type answer struct {
-		kind  byte // 's' stored (with value), 'f' failed, 'u' unknown
+		kind  byte // 's' stored (with value), 'f' failed, 'u' unknown, 'o' started over
 		value int
 	}
 	for _, tc := range []struct {
@@ -461,6 +461,7 @@ func TestLedger(t *testing.T) {
 		{"one unknown cannot explain two", []answer{{'u', 0}, {'f', 0}, {'s', 3}}, 1, 1, 0},
 		{"stored then lost", []answer{{'s', 1}, {'s', 2}, {'s', 2}}, 0, 0, 1},
 		{"session started again", []answer{{'s', 1}, {'s', 2}, {'s', 1}}, 0, 0, 2},
+		{"started over, known", []answer{{'s', 1}, {'s', 2}, {'u', 0}, {'o', 0}, {'s', 1}}, 0, 0, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var l Ledger
@@ -472,6 +473,8 @@ func TestLedger(t *testing.T) {
 					l.AnswerFailed()
 				case 'u':
 					l.AnswerUnknown()
+				case 'o':
+					l.StartedOver()
 				}
 			}
 			if l.Phantoms != tc.phantoms || l.UnknownLanded != tc.unknownLanded || l.Lost != tc.lost {
