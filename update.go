@@ -170,21 +170,27 @@ type pending struct {
 // others' errs are the write's outcome. s is the holder's session.
 func (m *Manager[T]) runBatch(ctx context.Context, w http.ResponseWriter, s *Session[T], batch []*pending) {
 	for attempt := 1; ; attempt++ {
+		var start []byte // the state before the batch, to undo a failed change
+		if len(batch) > 1 {
+			start, _ = m.cfg.Codec.Marshal(&s.Data)
+		}
 		var applied []*pending
 		for _, p := range batch {
-			var before []byte
-			if len(batch) > 1 {
-				before, _ = m.cfg.Codec.Marshal(&s.Data) // to undo this change alone if it fails
-			}
 			makeMaps(reflect.ValueOf(&s.Data).Elem()) // d.Counts[k]++ on a nil map must not panic
 			if err := p.change.(func(*T) error)(&s.Data); err != nil {
 				p.err = err
-				if before == nil {
+				if start == nil {
 					m.revert(s)
-				} else {
-					var back T
-					_ = m.cfg.Codec.Unmarshal(before, &back)
-					s.Data = back
+					continue
+				}
+				// Undo it alone: start again and apply the changes that
+				// worked (change functions may run more than once).
+				var back T
+				_ = m.cfg.Codec.Unmarshal(start, &back)
+				s.Data = back
+				for _, q := range applied {
+					makeMaps(reflect.ValueOf(&s.Data).Elem())
+					_ = q.change.(func(*T) error)(&s.Data)
 				}
 				continue
 			}
