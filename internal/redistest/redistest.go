@@ -1,12 +1,17 @@
 // Package redistest holds test helpers that run private Redis servers for
-// tests: a single redis-server, a three-primary Redis Cluster, or an
-// in-process miniredis when the binaries are not installed. Everything binds
-// to 127.0.0.1 only, every wait is bounded in time, and everything that is
-// started is stopped by t.Cleanup.
+// tests: a single redis-server, a Sentinel, a Redis Cluster (three
+// primaries, with or without replicas), or an in-process miniredis when the
+// binaries are not installed. Everything binds to 127.0.0.1 only, every
+// wait is bounded in time, and everything that is started is stopped by
+// t.Cleanup. Faults are at hand: a server can be stopped and started
+// again, killed (SIGKILL) or paused (SIGSTOP) and resumed, and a cluster
+// reports when it is healthy again after a failover.
 //
 // It also provides Counter, a go-redis hook that counts commands and round
-// trips, and Dirty, which reads how many writes a server has applied, so
-// tests can assert how much a piece of code talks to Redis.
+// trips, Dirty, which reads how many writes a server has applied, so tests
+// can assert how much a piece of code talks to Redis, and Ledger, one
+// client's account of a counter it increments, which tells whether the
+// answers it got were true.
 package redistest
 
 import (
