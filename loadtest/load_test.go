@@ -424,6 +424,7 @@ func TestLoadRedisOutage(t *testing.T) {
 // not answered are answered 504 (unknown), counted apart; and since Redis
 // resumes past their deadlines, none of their writes may land either.
 func TestLoadRedisPaused(t *testing.T) {
+	redistest.Long(t)
 	needRedis(t)
 	if !redistest.CanPause() {
 		t.Skip("pausing redis-server needs SIGSTOP (unix)")
@@ -461,6 +462,7 @@ func TestLoadRedisPaused(t *testing.T) {
 // last increments the dead primary acknowledged may not have reached its
 // replica; they are counted as lost and reported, not failed on.)
 func TestLoadClusterFailover(t *testing.T) {
+	redistest.Long(t)
 	needRedis(t)
 	cluster := redistest.StartClusterWith(t, redistest.ClusterOptions{Replicas: 1, NodeTimeout: time.Second})
 	base := startDemo(t, "-redis-cluster", strings.Join(cluster.Addrs(), ","))
@@ -502,6 +504,7 @@ func TestLoadClusterFailover(t *testing.T) {
 //     session vanished between its load and its save); nothing answered
 //     "failed" is stored.
 func TestLoadMaxmemory(t *testing.T) {
+	redistest.Long(t)
 	needRedis(t)
 	for _, tc := range []struct {
 		policy string

@@ -82,6 +82,7 @@ func waitAnswers(t *testing.T, c *goredis.Client) {
 // (backend.ErrUnknownOutcome, not a plain failure: it was sent), and when
 // Redis runs it later, it must refuse it: nothing changes.
 func TestWriteArrivingAfterItsDeadlineIsRefused(t *testing.T) {
+	redistest.Long(t)
 	needPause(t)
 	srv := redistest.StartServer(t)
 	admin := srv.Client()
@@ -353,6 +354,7 @@ func TestDestroyAllAtMaxmemory(t *testing.T) {
 // took over and the cluster is OK again, requests must succeed again
 // within 2 s, and no increment answered "failed" may be stored.
 func TestClusterRecoversWithinTwoSeconds(t *testing.T) {
+	redistest.Long(t)
 	needBinaries(t)
 	cluster := redistest.StartClusterWith(t, redistest.ClusterOptions{Replicas: 1, NodeTimeout: time.Second})
 	client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cluster.Addrs(), ContextTimeoutEnabled: true})

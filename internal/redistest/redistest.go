@@ -185,3 +185,13 @@ func newClient(t testing.TB, addr string) *redis.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// Long marks t as a long test (a fault under load, a failover): it is
+// skipped under go test -short, except where Required reports true (CI),
+// so that CI always runs it.
+func Long(t testing.TB) {
+	t.Helper()
+	if testing.Short() && !Required() {
+		t.Skip("long test: skipped with -short (runs when " + RequireEnv + "=1)")
+	}
+}

@@ -173,6 +173,7 @@ func TestPauseResumeKill(t *testing.T) {
 }
 
 func TestClusterWithReplicasFailsOver(t *testing.T) {
+	Long(t)
 	t.Parallel()
 	needBinaries(t)
 	cl := StartClusterWith(t, ClusterOptions{Replicas: 1, NodeTimeout: time.Second})
