@@ -132,7 +132,7 @@ func (c *Cluster) Primaries() []*Server {
 		}
 		var out []*Server
 		for _, node := range parseNodes(nodes) {
-			if node.master && !node.failed && node.slots {
+			if node.master && !node.failed && node.slots > 0 {
 				if srv := c.server(node.addr); srv != nil && srv.Running() {
 					out = append(out, srv)
 				}
@@ -186,8 +186,8 @@ func nodeClient(addr string) *redis.Client {
 
 // Healthy reports, by asking every running server, whether the cluster is
 // OK: every running node says cluster_state:ok, knows as many healthy
-// primaries as the cluster was started with, and maps every one of the
-// 16384 slots to a primary that is running. It returns nil when so, else
+// primaries as the cluster was started with, and, in its CLUSTER NODES,
+// maps every one of the 16384 slots to a primary that is running. It returns nil when so, else
 // what is not.
 func (c *Cluster) Healthy(ctx context.Context) error {
 	running := 0
@@ -229,7 +229,8 @@ func (c *Cluster) WaitHealthy(timeout time.Duration) time.Time {
 }
 
 // nodeHealthy checks one node's view: cluster_state:ok, the cluster's
-// number of healthy primaries, every slot served by a running primary.
+// number of healthy primaries with slots, each of them running, together
+// serving all 16384 slots.
 func (c *Cluster) nodeHealthy(ctx context.Context, n *redis.Client) error {
 	info, err := n.ClusterInfo(ctx).Result()
 	if err != nil {
@@ -242,28 +243,19 @@ func (c *Cluster) nodeHealthy(ctx context.Context, n *redis.Client) error {
 	if err != nil {
 		return err
 	}
-	masters := 0
+	masters, covered := 0, 0
 	for _, node := range parseNodes(nodes) {
-		if node.master && !node.failed && node.slots {
-			masters++
+		if !node.master || node.failed || node.slots == 0 {
+			continue
 		}
+		if srv := c.server(node.addr); srv == nil || !srv.Running() {
+			return fmt.Errorf("%d slots are served by %s, which is not running", node.slots, node.addr)
+		}
+		masters++
+		covered += node.slots
 	}
 	if masters != c.primaries {
 		return fmt.Errorf("knows %d healthy primaries with slots, want %d", masters, c.primaries)
-	}
-	slots, err := n.ClusterSlots(ctx).Result()
-	if err != nil {
-		return err
-	}
-	covered := 0
-	for _, sl := range slots {
-		if len(sl.Nodes) == 0 {
-			return fmt.Errorf("slots %d-%d have no node", sl.Start, sl.End)
-		}
-		if srv := c.server(sl.Nodes[0].Addr); srv == nil || !srv.Running() {
-			return fmt.Errorf("slots %d-%d are served by %s, which is not running", sl.Start, sl.End, sl.Nodes[0].Addr)
-		}
-		covered += int(sl.End - sl.Start + 1)
 	}
 	if covered != 16384 {
 		return fmt.Errorf("%d of 16384 slots covered", covered)
@@ -276,8 +268,7 @@ type node struct {
 	addr   string // host:port, without the cluster bus port
 	master bool
 	failed bool // flagged fail or fail?
-	slots  bool // serves at least one slot
-	synced bool // a replica whose link to its primary is connected
+	slots  int  // how many slots it serves
 }
 
 func parseNodes(s string) []node {
@@ -289,13 +280,26 @@ func parseNodes(s string) []node {
 		}
 		addr, _, _ := strings.Cut(f[1], "@")
 		flags := strings.Split(f[2], ",")
-		out = append(out, node{
+		nd := node{
 			addr:   addr,
 			master: slices.Contains(flags, "master"),
 			failed: slices.Contains(flags, "fail") || slices.Contains(flags, "fail?"),
-			slots:  len(f) > 8,
-			synced: f[7] == "connected",
-		})
+		}
+		for _, r := range f[8:] {
+			if strings.HasPrefix(r, "[") {
+				continue // a slot being imported or migrated, also listed as a range
+			}
+			lo, hi, isRange := strings.Cut(r, "-")
+			a, err1 := strconv.Atoi(lo)
+			b, err2 := a, error(nil)
+			if isRange {
+				b, err2 = strconv.Atoi(hi)
+			}
+			if err1 == nil && err2 == nil && b >= a {
+				nd.slots += b - a + 1
+			}
+		}
+		out = append(out, nd)
 	}
 	return out
 }
