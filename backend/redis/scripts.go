@@ -43,7 +43,12 @@ const (
 //
 // oom reports whether res, the result of redis.pcall, is Redis's refusal
 // for lack of memory (maxmemory with noeviction).
+//
+// Scripts are replicated by their effects (the only way since Redis 7, the
+// default since 5; asked for explicitly before), so that a script may
+// write after reading TIME.
 const prelude = `
+if redis.replicate_commands then redis.replicate_commands() end
 local function seen(r, id)
 	return r[1] == id or r[2] == id or r[3] == id or r[4] == id
 end
