@@ -78,7 +78,7 @@ func (s *Store) GetTouch(ctx context.Context, key string, now, ifBefore, expires
 	}
 	if cur.idle > 0 && !ifBefore.IsZero() {
 		// The session's own idle timeout (backend.Entry.Idle).
-		ifBefore, expires = backend.Slide(backend.Entry{Idle: time.Duration(cur.idle)}, time.Unix(0, at), ifBefore, expires)
+		ifBefore, expires = backend.Slide(backend.Entry{Idle: time.Duration(cur.idle)}, now, ifBefore, expires)
 	}
 	before := toNanos(ifBefore)
 	if before <= 0 {
