@@ -423,6 +423,7 @@ func TestLoadRedisOutage(t *testing.T) {
 // answered "failed" may be stored; the requests whose write was sent but
 // not answered are answered 504 (unknown), counted apart; and since Redis
 // resumes past their deadlines, none of their writes may land either.
+// Requests still loading, or waiting for a connection, are answered 500.
 func TestLoadRedisPaused(t *testing.T) {
 	redistest.Long(t)
 	needRedis(t)
@@ -441,9 +442,14 @@ func TestLoadRedisPaused(t *testing.T) {
 	})
 	s := check(t, cs, false)
 	statuses(t, "visits during the pause", s.visits, 200, 500, 504)
-	if s.visits[http.StatusGatewayTimeout] == 0 {
-		t.Error("no request was answered 504: no write was caught by the pause")
+	if s.ledger.Failed+s.ledger.Unknown == 0 {
+		t.Error("no request failed: the pause did not happen")
 	}
+	// How many writes the pause caught on the wire (504) rather than
+	// before they had a connection (500: never sent) depends on timing;
+	// TestCommitPastDeadlineAnswers504AndStoresNothing (backend/redis)
+	// catches one for sure.
+	t.Logf("%d writes caught on the wire by the pause (504)", s.visits[http.StatusGatewayTimeout])
 	if s.ledger.UnknownLanded > 0 {
 		t.Errorf("%d increments answered 504 landed when Redis resumed, past their deadlines", s.ledger.UnknownLanded)
 	}
