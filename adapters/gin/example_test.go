@@ -1,0 +1,66 @@
+package sessionsgin_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/sessionx/sessions"
+	sessionsgin "github.com/sessionx/sessions/adapters/gin"
+)
+
+// The middleware loads the session before the handlers and saves it just
+// before the response goes out; Get gives a handler the typed session.
+// Login gives the session a new token with Migrate.
+func Example() {
+	type Visit struct {
+		User   string
+		Visits int
+	}
+	mgr, err := sessions.New[Visit](sessions.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer mgr.Close()
+
+	r := gin.New()
+	r.Use(sessionsgin.Middleware(mgr))
+	r.GET("/", func(c *gin.Context) {
+		s := sessionsgin.Get(c, mgr) // *sessions.Session[Visit]
+		s.Data.Visits++
+		c.String(http.StatusOK, "%q: %d visits", s.Data.User, s.Data.Visits)
+	})
+	r.POST("/login", func(c *gin.Context) {
+		s := sessionsgin.Get(c, mgr)
+		s.Data.User = c.PostForm("user") // after checking the password
+		if err := mgr.Migrate(c.Writer, c.Request, s); err != nil {
+			c.AbortWithStatus(http.StatusInternalServerError)
+			return
+		}
+		c.Redirect(http.StatusSeeOther, "/")
+	})
+
+	cookie := "" // what a browser keeps
+	visit := func(method, path, form string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		for _, c := range rec.Result().Cookies() {
+			cookie = c.Name + "=" + c.Value
+		}
+		return rec
+	}
+	fmt.Println(visit("GET", "/", "").Body)
+	fmt.Println(visit("POST", "/login", "user=ann").Code)
+	fmt.Println(visit("GET", "/", "").Body)
+	// Output:
+	// "": 1 visits
+	// 303
+	// "ann": 2 visits
+}
