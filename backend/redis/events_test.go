@@ -22,3 +22,11 @@ func TestHeaderTokensRealRedis(t *testing.T) {
 	client := redistest.StartServer(t).Client()
 	sessionstest.RunHeaderTokens(t, func(t *testing.T) backend.Store { return newStore(t, client) })
 }
+
+// Per-session lifetimes on a real Redis: the load script slides by the
+// session's own idle timeout.
+func TestLifetimeRealRedis(t *testing.T) {
+	needBinaries(t)
+	client := redistest.StartServer(t).Client()
+	sessionstest.RunLifetime(t, func(t *testing.T) backend.Store { return newStore(t, client) })
+}

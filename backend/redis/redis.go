@@ -18,6 +18,8 @@
 //	v  its version, counted up by every write
 //	e  its idle deadline, Unix milliseconds
 //	l  its absolute deadline, Unix milliseconds (0: none)
+//	i  the session's own idle timeout in milliseconds (0: none), by which
+//	   a load slides the deadline (see backend.Entry.Idle)
 //	w1..w4  random ids of the last four writes, so that a write sent again
 //	        after a lost reply is recognised (see Options.ResolveWithin)
 //
@@ -315,10 +317,18 @@ func (s *Store) getTouch(ctx context.Context, op, key string, now, ifBefore, exp
 	return e, touched, nil
 }
 
-// parseEntry reads the reply {d, v, e, l, touched} of getTouchScript.
+// parseEntry reads the reply {d, v, e, l, touched, i} of getTouchScript.
 func parseEntry(res []any) (backend.Entry, bool, error) {
-	if len(res) != 5 {
+	if len(res) != 6 {
 		return backend.Entry{}, false, fmt.Errorf("unexpected reply of %d elements", len(res))
+	}
+	idle, ok := res[5].(string)
+	if !ok {
+		return backend.Entry{}, false, fmt.Errorf("unexpected reply %T for the idle timeout", res[5])
+	}
+	idleMS, err := strconv.ParseInt(idle, 10, 64)
+	if err != nil || idleMS < 0 {
+		return backend.Entry{}, false, fmt.Errorf("stored idle timeout %q: %v", idle, err)
 	}
 	d, ok1 := res[0].(string)
 	v, ok2 := res[1].(string)
@@ -341,7 +351,14 @@ func parseEntry(res []any) (backend.Entry, bool, error) {
 		Expires: fromMS(exp),
 		Limit:   fromMS(limit),
 		Version: version,
+		Idle:    time.Duration(idleMS) * time.Millisecond,
 	}, touched == 1, nil
+}
+
+// idleMS returns the script argument for e's own idle timeout, in
+// milliseconds: 0 for none.
+func idleMS(e backend.Entry) int64 {
+	return e.Idle.Milliseconds()
 }
 
 // entryArgs returns the script arguments value, version, expires, limit and
@@ -360,7 +377,7 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 		return wrap("set", err)
 	}
 	na, until := s.notAfter(ctx)
-	args := append(entryArgs(e), na)
+	args := append(entryArgs(e), na, idleMS(e))
 	n, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
 		return s.eval(ctx, setScript, true, []string{s.prefix + key}, args...).Int64()
 	})
@@ -383,7 +400,7 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time
 		return wrap("set", err)
 	}
 	na, until := s.notAfter(ctx)
-	args := append(append([]any{strconv.FormatUint(old, 10), ms(now)}, entryArgs(e)...), na)
+	args := append(append([]any{strconv.FormatUint(old, 10), ms(now)}, entryArgs(e)...), na, idleMS(e))
 	n, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
 		return s.eval(ctx, setIfScript, true, []string{s.prefix + key}, args...).Int64()
 	})
@@ -459,7 +476,7 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	oldArg, nowArg := strconv.FormatUint(old, 10), ms(now)
 	if s.atomicMove {
 		na, until := s.notAfter(ctx)
-		args := append(append([]any{oldArg, nowArg}, entryArgs(e)...), na)
+		args := append(append([]any{oldArg, nowArg}, entryArgs(e)...), na, idleMS(e))
 		n, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
 			return s.eval(ctx, replaceScript, true, []string{s.prefix + oldKey, s.prefix + newKey}, args...).Int64()
 		})

@@ -77,19 +77,29 @@ end
 var (
 	// KEYS[1]; ARGV: now (0: Get, Redis's clock alone), ifBefore (0: never
 	// touch), expires, na. Returns false (missing) or {d, v, e, l,
-	// touched}. The slide is skipped, and the entry still returned, when
+	// touched, i}. An entry with its own idle timeout (field i, ms) slides
+	// by it, as backend.Slide says. The slide is skipped, and the entry still returned, when
 	// it would come late or Redis refuses it for lack of memory: a read is
 	// served all the same, and the next one slides.
 	getTouchScript = newScript(prelude + `
-local r = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'l')
+local r = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'l', 'i')
 if not r[1] then return false end
 local exp = tonumber(r[3])
 local now = tonumber(ARGV[1])
 if exp <= now then return false end
 local touched = 0
 local ifBefore = tonumber(ARGV[2])
+local slideTo = tonumber(ARGV[3])
+local idle = tonumber(r[5] or '0') or 0
+if idle > 0 and ifBefore > 0 then
+	-- The session's own idle timeout (backend.Slide).
+	local slack = slideTo - ifBefore
+	if math.floor(idle / 10) < slack then slack = math.floor(idle / 10) end
+	slideTo = now + idle
+	ifBefore = slideTo - slack
+end
 if ifBefore > 0 and exp < ifBefore then
-	local new = tonumber(ARGV[3])
+	local new = slideTo
 	local lim = tonumber(r[4])
 	if lim > 0 and new > lim then new = lim end
 	if new ~= exp and not late(ARGV[4]) then
@@ -107,21 +117,21 @@ if ifBefore > 0 and exp < ifBefore then
 		end
 	end
 end
-return {r[1], r[2], exp, r[4], touched}
+return {r[1], r[2], exp, r[4], touched, r[5] or '0'}
 `)
 
-	// KEYS[1]; ARGV: value, version, expires, limit, write id, na.
+	// KEYS[1]; ARGV: value, version, expires, limit, write id, na, idle.
 	setScript = newScript(prelude + `
 local w = redis.call('HMGET', KEYS[1], 'w1', 'w2', 'w3', 'w4')
 if seen(w, ARGV[5]) then return 1 end
 if late(ARGV[6]) then return -2 end
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4], shifted(w, ARGV[5]))
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4], 'i', ARGV[7], shifted(w, ARGV[5]))
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 `)
 
 	// KEYS[1]; ARGV: old version (0: must not exist), now, value, version,
-	// expires, limit, write id, na. Returns 1 when written, 0 on conflict
+	// expires, limit, write id, na, idle. Returns 1 when written, 0 on conflict
 	// (a live entry of another version, or with old 0 any live entry), -1
 	// when old is not 0 and no live entry is stored. An expires not after
 	// now deletes the key instead of writing it. Replaying a write that
@@ -146,7 +156,7 @@ if tonumber(ARGV[5]) <= now then
 	redis.call('DEL', KEYS[1])
 	return 1
 end
-redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'l', ARGV[6], shifted(w, ARGV[7]))
+redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'l', ARGV[6], 'i', ARGV[9], shifted(w, ARGV[7]))
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
 return 1
 `)
@@ -199,7 +209,7 @@ return 1
 `)
 
 	// KEYS: old, new; ARGV: old version, now, value, version, expires,
-	// limit, write id, na. Returns 1 when moved, -1 when the old key has no
+	// limit, write id, na, idle. Returns 1 when moved, -1 when the old key has no
 	// live entry, 0 when it holds another version or the new key a live
 	// entry. An expires not after now deletes the old key and writes
 	// nothing. A dead entry under the new key (e not after now) is replaced
@@ -215,7 +225,7 @@ local n = redis.call('HGET', KEYS[2], 'e')
 if n and tonumber(n) > now then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 if tonumber(ARGV[5]) <= now then return 1 end
-redis.call('HSET', KEYS[2], 'd', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'l', ARGV[6], 'w1', ARGV[7])
+redis.call('HSET', KEYS[2], 'd', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'l', ARGV[6], 'i', ARGV[9], 'w1', ARGV[7])
 redis.call('PEXPIREAT', KEYS[2], ARGV[5])
 return 1
 `)
