@@ -189,13 +189,17 @@ func BenchmarkPostgresCleanup(b *testing.B) {
 			cookie := sessionCookie(b, rec)
 			var maxWait time.Duration
 			var served int
-			for b.Loop() {
-				b.StopTimer()
+			b.StopTimer()
+			for range b.N {
 				if _, err := pool.Exec(ctx, fill, expiredRows, value); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := pool.Exec(ctx, "VACUUM ANALYZE "+map[string]string{"sessions": ourTable, "scs": "sessions"}[name]); err != nil {
-					b.Fatal(err)
+				// The rows in place, their WAL written out: the cleanup does
+				// not pay for the fill's checkpoint.
+				for _, sql := range []string{"VACUUM ANALYZE " + map[string]string{"sessions": ourTable, "scs": "sessions"}[name], "CHECKPOINT"} {
+					if _, err := pool.Exec(ctx, sql); err != nil {
+						b.Fatal(err)
+					}
 				}
 				for range warmups {
 					do(h, "/read", cookie)

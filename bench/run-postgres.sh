@@ -31,11 +31,27 @@ if [[ $(id -u) == 0 ]]; then
 	chown postgres: "$work"
 	as_pg=(runuser -u postgres --)
 fi
-cleanup() {
-	if [[ -n $pg_pid ]] && kill -0 "$pg_pid" 2>/dev/null; then
-		kill -INT "$pg_pid" 2>/dev/null || true
+# stop_pg stops the server with a fast shutdown, signalling the postmaster
+# itself (runuser does not pass signals on), and waits for it.
+stop_pg() {
+	local pid
+	pid=$(head -1 "$work/data/postmaster.pid" 2>/dev/null || true)
+	if [[ -n $pid ]]; then
+		kill -INT "$pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	if [[ -n $pg_pid ]]; then
+		kill "$pg_pid" 2>/dev/null || true
 		wait "$pg_pid" 2>/dev/null || true
 	fi
+	pg_pid=""
+}
+cleanup() {
+	stop_pg
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -77,9 +93,7 @@ for attempt in 1 2 3 4 5; do
 	if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres; then
 		break
 	fi
-	kill "$pg_pid" 2>/dev/null || true
-	wait "$pg_pid" 2>/dev/null || true
-	pg_pid=""
+	stop_pg
 	echo "run-postgres.sh: postgres did not start on port $port (attempt $attempt):" >&2
 	cat "$work/postgres.log" >&2
 done

@@ -9,13 +9,18 @@ import (
 // cleanupTimeout bounds one cleanup statement (one batch).
 const cleanupTimeout = 30 * time.Second
 
+// maxCleanupPause bounds the pause between two batches.
+const maxCleanupPause = 100 * time.Millisecond
+
 // Cleanup deletes the rows of sessions whose deadline has passed by this
 // process's clock, and the owner records whose limit has passed, and returns
 // how many rows it deleted. It works in batches of at most
 // Options.CleanupBatch rows, each one short DELETE of its own (found through
 // the index on expires, by tuple id) that skips rows a request holds locked
-// and so never waits for one; it stops when a batch finds fewer rows than
-// that, when ctx ends, or when the store is closed. Rows dead by the
+// and so never waits for one. Between two batches it pauses as long as the
+// last one took (at most 100 ms), so that it takes at most half of the
+// server's time from requests. It stops when a batch finds fewer rows than
+// the batch size, when ctx ends, or when the store is closed. Rows dead by the
 // caller's clock are already invisible to every other statement; Cleanup
 // only reclaims their space. The background goroutine calls it every
 // Options.CleanupInterval; with several application instances, each runs
@@ -31,6 +36,7 @@ func (s *Store) Cleanup(ctx context.Context) (int64, error) {
 				return total, err
 			}
 			bctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+			start := time.Now()
 			tag, err := s.db.Exec(bctx, sql, s.now(), s.batch)
 			cancel()
 			if err != nil {
@@ -39,6 +45,16 @@ func (s *Store) Cleanup(ctx context.Context) (int64, error) {
 			total += tag.RowsAffected()
 			if tag.RowsAffected() < int64(s.batch) {
 				break
+			}
+			// Leave the server as much time for requests as the batch
+			// took: the cleanup uses at most half of its connection's
+			// time, and its WAL flushes do not queue up.
+			pause := time.NewTimer(min(time.Since(start), maxCleanupPause))
+			select {
+			case <-ctx.Done():
+				pause.Stop()
+				return total, wrap("cleanup", ctx.Err())
+			case <-pause.C:
 			}
 		}
 	}
