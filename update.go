@@ -200,7 +200,9 @@ func (m *Manager[T]) runBatch(ctx context.Context, w http.ResponseWriter, s *Ses
 			return
 		}
 		err := m.save(ctx, w, s, conflictRetry)
-		if errors.Is(err, ErrConflict) && attempt >= m.cfg.UpdateAttempts {
+		// A batch of n Updates gets the attempts n Updates would have had
+		// alone: each conflict means another process's write landed.
+		if errors.Is(err, ErrConflict) && attempt >= m.cfg.UpdateAttempts*len(applied) {
 			m.revert(s)
 			err = fmt.Errorf("sessions: update session %s: gave up after %d attempts: %w", s.Handle(), attempt, err)
 		} else if errors.Is(err, ErrConflict) {
