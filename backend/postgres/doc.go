@@ -27,6 +27,8 @@
 //	version  bigint              counted up by every write (a uint64, same bits)
 //	expires  timestamptz         the idle deadline: the row is dead from then on
 //	limit_at timestamptz         the absolute deadline (NULL: none); no touch passes it
+//	idle     bigint              the session's own idle timeout (ns; 0: the application's),
+//	                             which a load slides expires by (backend.Entry.Idle)
 //	writes   bigint[]            random ids of the last four writes (see Lost replies)
 //
 // The token never reaches the database, and the store does not implement
@@ -122,8 +124,8 @@
 // never past the context's deadline, and reports what happened: success for
 // a write that landed (even if other writers built on it meanwhile), the
 // conflict or the missing session otherwise. When it cannot find out, the
-// error matches ErrOutcomeUnknown: never a plain failure for a write that
-// may have landed (TestWriteWithLostReplyIsResolved drops the server's answer
+// error matches backend.ErrUnknownOutcome (the core's middleware answers
+// 504): never a plain failure for a write that may have landed (TestWriteWithLostReplyIsResolved drops the server's answer
 // in a proxy). Errors PostgreSQL answered with (the statement failed and was
 // rolled back) and failures to connect (nothing was sent) are returned as
 // they are.

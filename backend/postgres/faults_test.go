@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sessionx/sessions"
+	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/postgres"
 	"github.com/sessionx/sessions/backend/postgres/internal/pgtest"
 )
@@ -59,8 +60,8 @@ func TestContextDeadlineIsHonoured(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%s with the table locked: %v, want context.DeadlineExceeded", tc.name, err)
 		}
-		if tc.unknown && !errors.Is(err, postgres.ErrOutcomeUnknown) {
-			t.Errorf("%s cut by its deadline after it was sent: %v, want ErrOutcomeUnknown", tc.name, err)
+		if tc.unknown && !errors.Is(err, backend.ErrUnknownOutcome) {
+			t.Errorf("%s cut by its deadline after it was sent: %v, want ErrUnknownOutcome", tc.name, err)
 		}
 		t.Logf("%s: %v after %v", tc.name, err, time.Since(start))
 		if waited := time.Since(start); waited > time.Second {
@@ -140,7 +141,7 @@ func TestServerRestartUnderLoad(t *testing.T) {
 		Store:  st,
 		Cookie: sessions.CookieConfig{Insecure: true},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(err, postgres.ErrOutcomeUnknown) || errors.Is(err, context.DeadlineExceeded) {
+			if errors.Is(err, backend.ErrUnknownOutcome) || errors.Is(err, context.DeadlineExceeded) {
 				http.Error(w, "outcome unknown", http.StatusServiceUnavailable)
 				return
 			}

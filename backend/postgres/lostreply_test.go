@@ -287,7 +287,7 @@ func TestWriteWithLostReplyThenAnotherWriter(t *testing.T) {
 }
 
 // TestLostReplyUnresolvedIsOutcomeUnknown: with retries off, a write whose
-// answer was lost is reported as an unknown outcome (ErrOutcomeUnknown),
+// answer was lost is reported as an unknown outcome (ErrUnknownOutcome),
 // never as a plain failure, though it landed.
 func TestLostReplyUnresolvedIsOutcomeUnknown(t *testing.T) {
 	proxy, st, direct := lossyStore(t, postgres.Options{ResolveWithin: -1})
@@ -297,8 +297,8 @@ func TestLostReplyUnresolvedIsOutcomeUnknown(t *testing.T) {
 	}
 	proxy.dropReply.Store(true)
 	err := st.SetIf(ctx, "k", 1, time.Now(), entry("v2", 2))
-	if !errors.Is(err, postgres.ErrOutcomeUnknown) {
-		t.Fatalf("lost answer, no retries: %v, want ErrOutcomeUnknown", err)
+	if !errors.Is(err, backend.ErrUnknownOutcome) {
+		t.Fatalf("lost answer, no retries: %v, want ErrUnknownOutcome", err)
 	}
 	if got, _ := direct.Get(ctx, "k"); string(got.Value) != "v2" {
 		t.Fatalf("stored %q: the write did land, the test meant it to", got.Value)
@@ -315,7 +315,7 @@ func TestLostReplyUnresolvedIsOutcomeUnknown(t *testing.T) {
 	proxy2.onDrop = cancel
 	proxy2.dropReply.Store(true)
 	err = st2.SetIf(cctx, "k", 1, time.Now(), entry("v2", 2))
-	if !errors.Is(err, postgres.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
-		t.Fatalf("lost answer, context cancelled: %v, want ErrOutcomeUnknown and context.Canceled", err)
+	if !errors.Is(err, backend.ErrUnknownOutcome) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("lost answer, context cancelled: %v, want ErrUnknownOutcome and context.Canceled", err)
 	}
 }

@@ -71,7 +71,8 @@ type Options struct {
 	// So the store sends it again until PostgreSQL answers, for at most this
 	// long and never past the context's deadline, and reports what really
 	// happened. When it cannot find out, it returns an error matching
-	// ErrOutcomeUnknown, never a plain failure. Default
+	// backend.ErrUnknownOutcome (sessions.ErrUnknownOutcome), never a plain
+	// failure. Default
 	// DefaultResolveWithin (5s); a negative value turns retries off.
 	ResolveWithin time.Duration
 
@@ -94,14 +95,6 @@ type Options struct {
 	// Debug). Default slog.Default().
 	Logger *slog.Logger
 }
-
-// ErrOutcomeUnknown means a write was sent but its answer was lost (the
-// connection broke), and the store could not find out within
-// Options.ResolveWithin, or before the context ended, whether PostgreSQL
-// applied it. The write may have landed. Errors of this kind match it with
-// errors.Is, as well as the causes they wrap (the context's error among
-// them).
-var ErrOutcomeUnknown = errors.New("sessions: postgres: outcome of the write unknown")
 
 // Store is a backend.Store on PostgreSQL through pgx v5. It is safe for
 // concurrent use. Close stops its cleanup goroutine; the pool stays the
@@ -213,15 +206,16 @@ func limitArg(t time.Time) any {
 	return t
 }
 
-// scanEntry reads value, version, expires, limit_at (and touched, when
-// touched is not nil) from row.
+// scanEntry reads value, version, expires, limit_at, idle (and touched,
+// when touched is not nil) from row.
 func scanEntry(row pgx.Row, touched *bool) (backend.Entry, error) {
 	var (
 		e       backend.Entry
 		version int64
 		limit   *time.Time
+		idle    int64
 	)
-	dest := []any{&e.Value, &version, &e.Expires, &limit}
+	dest := []any{&e.Value, &version, &e.Expires, &limit, &idle}
 	if touched != nil {
 		dest = append(dest, touched)
 	}
@@ -231,7 +225,7 @@ func scanEntry(row pgx.Row, touched *bool) (backend.Entry, error) {
 		}
 		return backend.Entry{}, err
 	}
-	e.Version = uint64(version)
+	e.Version, e.Idle = uint64(version), time.Duration(idle)
 	if limit != nil {
 		e.Limit = *limit
 	}
@@ -258,9 +252,10 @@ func (s *Store) Get(ctx context.Context, key string) (backend.Entry, error) {
 // GetTouch returns the live entry under key, live judged at now, and, in
 // the same statement, moves its deadline to expires (capped at its Limit)
 // when it is before ifBefore: one statement, which writes the row only when
-// the refresh is due and the deadline really moves. A row whose deadline is
-// not after now is backend.ErrNotFound and is left alone. A zero ifBefore
-// never touches (a plain Get at now).
+// the refresh is due and the deadline really moves. A row with an Idle of
+// its own slides by it instead, as backend.Slide computes. A row whose
+// deadline is not after now is backend.ErrNotFound and is left alone. A
+// zero ifBefore never touches (a plain Get at now).
 func (s *Store) GetTouch(ctx context.Context, key string, now, ifBefore, expires time.Time) (backend.Entry, bool, error) {
 	if err := s.begin(ctx, "get"); err != nil {
 		return backend.Entry{}, false, err
@@ -296,7 +291,7 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 	}
 	id := writeID()
 	return s.write(ctx, "set", func(ctx context.Context, _ bool) error {
-		_, err := s.db.Exec(ctx, s.sql.set, key, nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id)
+		_, err := s.db.Exec(ctx, s.sql.set, key, nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id, int64(e.Idle))
 		return err
 	})
 }

@@ -70,6 +70,26 @@ func TestWrites(t *testing.T) {
 	sessionstest.RunWrites(t, func(t *testing.T) backend.Store { return newStore(t, pool, postgres.Options{}) })
 }
 
+func TestLifetime(t *testing.T) {
+	pool := sharedPool(t)
+	sessionstest.RunLifetime(t, func(t *testing.T) backend.Store { return newStore(t, pool, postgres.Options{}) })
+}
+
+func TestEvents(t *testing.T) {
+	pool := sharedPool(t)
+	sessionstest.RunEvents(t, func(t *testing.T) backend.Store { return newStore(t, pool, postgres.Options{}) })
+}
+
+func TestHeaderTokens(t *testing.T) {
+	pool := sharedPool(t)
+	sessionstest.RunHeaderTokens(t, func(t *testing.T) backend.Store { return newStore(t, pool, postgres.Options{}) })
+}
+
+func TestMerge(t *testing.T) {
+	pool := sharedPool(t)
+	sessionstest.RunMerge(t, func(t *testing.T) backend.Store { return newStore(t, pool, postgres.Options{}) })
+}
+
 func TestDump(t *testing.T) {
 	pool := sharedPool(t)
 	table := pgtest.Table(t)

@@ -86,6 +86,11 @@ func (n names) fill(sql string) string {
 		"{schema_table}", n.schema,
 		"{expires_idx}", n.expiresIdx,
 		"{owners_limit_idx}", n.ownersLimitIdx,
+		// GetTouch's slide (backend.Slide) for a row with an idle timeout
+		// of its own (nanoseconds; timestamptz keeps microseconds).
+		"{slide_to}", "(CASE WHEN idle > 0 THEN $2::timestamptz + (idle / 1000) * interval '1 microsecond' ELSE $4::timestamptz END)",
+		"{slide_if_before}", "(CASE WHEN idle > 0 THEN $2::timestamptz + (idle / 1000) * interval '1 microsecond'"+
+			" - least($4::timestamptz - $3::timestamptz, (idle / 10000) * interval '1 microsecond') ELSE $3::timestamptz END)",
 	).Replace(sql)
 }
 

@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS {table} (
 	expires  timestamptz NOT NULL,
 	-- The absolute deadline: no touch moves expires past it. NULL: none.
 	limit_at timestamptz,
+	-- The session's own idle timeout in nanoseconds, which a load slides
+	-- expires by; 0: the application's default (backend.Entry.Idle).
+	idle     bigint      NOT NULL DEFAULT 0,
 	-- Random ids of the last four writes, newest first, so that a write
 	-- sent again after its reply was lost is recognised and not applied
 	-- twice (Options.ResolveWithin).

@@ -6,48 +6,54 @@ package postgres
 // None reads the database's clock.
 const (
 	// $1 key, $2 now. A live row, or none.
-	sqlGet = `SELECT value, version, expires, limit_at FROM {table} WHERE key = $1 AND expires > $2`
+	sqlGet = `SELECT value, version, expires, limit_at, idle FROM {table} WHERE key = $1 AND expires > $2`
 
 	// $1 key, $2 now, $3 ifBefore, $4 expires. Returns the live row and
 	// whether it was touched. The UPDATE writes only a row whose refresh is
 	// due and whose deadline really moves (not at its limit); when it writes
 	// nothing, the SELECT returns the row as the statement's snapshot saw
 	// it. A load whose refresh is not due thus writes no tuple and takes no
-	// transaction id: no dead tuple, no WAL.
+	// transaction id: no dead tuple, no WAL. A row with an idle timeout of
+	// its own slides by it, as backend.Slide computes: to now + idle, when
+	// its deadline is before that less the smaller of $4 - $3 and idle/10.
 	sqlGetTouch = `WITH touched AS (
-	UPDATE {table} SET expires = least($4, coalesce(limit_at, $4))
-	WHERE key = $1 AND expires > $2 AND expires < $3 AND least($4, coalesce(limit_at, $4)) > expires
-	RETURNING value, version, expires, limit_at
+	UPDATE {table} SET expires = least({slide_to}, coalesce(limit_at, {slide_to}))
+	WHERE key = $1 AND expires > $2 AND expires < {slide_if_before}
+	AND least({slide_to}, coalesce(limit_at, {slide_to})) > expires
+	RETURNING value, version, expires, limit_at, idle
 )
-SELECT value, version, expires, limit_at, true FROM touched
+SELECT value, version, expires, limit_at, idle, true FROM touched
 UNION ALL
-SELECT value, version, expires, limit_at, false FROM {table}
+SELECT value, version, expires, limit_at, idle, false FROM {table}
 WHERE key = $1 AND expires > $2 AND NOT EXISTS (SELECT FROM touched)`
 
-	// $1 key, $2 value, $3 version, $4 expires, $5 limit, $6 write id.
-	// Sent again with the same write id, it changes nothing.
-	sqlSet = `INSERT INTO {table} AS t (key, value, version, expires, limit_at, writes)
-VALUES ($1, $2, $3, $4, $5, ARRAY[$6::bigint])
+	// $1 key, $2 value, $3 version, $4 expires, $5 limit, $6 write id, $7
+	// idle. Sent again with the same write id, it changes nothing.
+	sqlSet = `INSERT INTO {table} AS t (key, value, version, expires, limit_at, writes, idle)
+VALUES ($1, $2, $3, $4, $5, ARRAY[$6::bigint], $7)
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version,
-	expires = EXCLUDED.expires, limit_at = EXCLUDED.limit_at, writes = (EXCLUDED.writes || t.writes)[1:4]
+	expires = EXCLUDED.expires, limit_at = EXCLUDED.limit_at, idle = EXCLUDED.idle,
+	writes = (EXCLUDED.writes || t.writes)[1:4]
 WHERE NOT ($6 = ANY (t.writes))`
 
 	// $1 key.
 	sqlDelete = `DELETE FROM {table} WHERE key = $1`
 
 	// $1 key, $2 now, $3 value, $4 version, $5 expires, $6 limit, $7 write
-	// id. Inserts, or writes over a dead row; one row affected when done.
-	sqlCreate = `INSERT INTO {table} AS t (key, value, version, expires, limit_at, writes)
-VALUES ($1, $3, $4, $5, $6, ARRAY[$7::bigint])
+	// id, $8 idle. Inserts, or writes over a dead row; one row affected when
+	// done.
+	sqlCreate = `INSERT INTO {table} AS t (key, value, version, expires, limit_at, writes, idle)
+VALUES ($1, $3, $4, $5, $6, ARRAY[$7::bigint], $8)
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version,
-	expires = EXCLUDED.expires, limit_at = EXCLUDED.limit_at, writes = EXCLUDED.writes
+	expires = EXCLUDED.expires, limit_at = EXCLUDED.limit_at, writes = EXCLUDED.writes, idle = EXCLUDED.idle
 WHERE t.expires <= $2 AND NOT ($7 = ANY (t.writes))`
 
 	// $1 key, $2 now, $3 old version, $4 value, $5 version, $6 expires, $7
-	// limit, $8 write id. Returns whether it wrote, and the live version the
-	// statement's snapshot saw (NULL: none), which tells gone from changed.
+	// limit, $8 write id, $9 idle. Returns whether it wrote, and the live
+	// version the statement's snapshot saw (NULL: none), which tells gone
+	// from changed.
 	sqlUpdate = `WITH w AS (
-	UPDATE {table} SET value = $4, version = $5, expires = $6, limit_at = $7,
+	UPDATE {table} SET value = $4, version = $5, expires = $6, limit_at = $7, idle = $9,
 		writes = (ARRAY[$8::bigint] || writes)[1:4]
 	WHERE key = $1 AND version = $3 AND expires > $2 AND NOT ($8 = ANY (writes))
 	RETURNING 1
@@ -85,7 +91,7 @@ SELECT EXISTS (SELECT FROM {table} WHERE key = $1 AND expires > $2)`
 SELECT EXISTS (SELECT FROM d) OR EXISTS (SELECT FROM u)`
 
 	// $1 old key, $2 old version, $3 now, $4 new key, $5 value, $6 version,
-	// $7 expires, $8 limit, $9 write id. The old row is locked first (o:
+	// $7 expires, $8 limit, $9 write id, $10 idle. The old row is locked first (o:
 	// FOR UPDATE waits for a concurrent writer and then sees its latest
 	// version), the new row is written only if the old one is live at
 	// version $2 and the new key holds no live row (n), and the old row is
@@ -95,11 +101,11 @@ SELECT EXISTS (SELECT FROM d) OR EXISTS (SELECT FROM u)`
 	sqlReplace = `WITH o AS (
 	SELECT version, expires FROM {table} WHERE key = $1 FOR UPDATE
 ), n AS (
-	INSERT INTO {table} AS t (key, value, version, expires, limit_at, writes)
-	SELECT $4, $5, $6, $7, $8, ARRAY[$9::bigint] FROM o
+	INSERT INTO {table} AS t (key, value, version, expires, limit_at, writes, idle)
+	SELECT $4, $5, $6, $7, $8, ARRAY[$9::bigint], $10 FROM o
 	WHERE o.version = $2 AND o.expires > $3 AND $7 > $3
 	ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version,
-		expires = EXCLUDED.expires, limit_at = EXCLUDED.limit_at, writes = EXCLUDED.writes
+		expires = EXCLUDED.expires, limit_at = EXCLUDED.limit_at, writes = EXCLUDED.writes, idle = EXCLUDED.idle
 	WHERE t.expires <= $3
 	RETURNING 1
 ), d AS (

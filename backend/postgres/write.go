@@ -41,7 +41,7 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time
 		case !e.Expires.After(now):
 			return s.settle(ctx, key, old, now, id, replay, s.sql.deleteIf, key, now, int64(old))
 		case old == 0:
-			tag, err := s.db.Exec(ctx, s.sql.create, key, now, nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id)
+			tag, err := s.db.Exec(ctx, s.sql.create, key, now, nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id, int64(e.Idle))
 			if err != nil {
 				return err
 			}
@@ -54,7 +54,7 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time
 			return backend.ErrConflict
 		default:
 			return s.settle(ctx, key, old, now, id, replay, s.sql.update,
-				key, now, int64(old), nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id)
+				key, now, int64(old), nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id, int64(e.Idle))
 		}
 	})
 }
@@ -126,7 +126,7 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 			seen  *int64
 		)
 		err := s.db.QueryRow(ctx, s.sql.replace, oldKey, int64(old), now, newKey,
-			nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id).Scan(&moved, &seen)
+			nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id, int64(e.Idle)).Scan(&moved, &seen)
 		switch {
 		case err != nil:
 			return err
@@ -193,9 +193,9 @@ func (s *Store) write(ctx context.Context, op string, run func(ctx context.Conte
 // unknown is the error of a write whose outcome could not be found out.
 func unknown(op string, first, then error) error {
 	if then == nil {
-		return fmt.Errorf("sessions: postgres %s: %w: %w", op, ErrOutcomeUnknown, first)
+		return fmt.Errorf("sessions: postgres %s: %w: %w", op, backend.ErrUnknownOutcome, first)
 	}
-	return fmt.Errorf("sessions: postgres %s: %w: %w (then: %w)", op, ErrOutcomeUnknown, first, then)
+	return fmt.Errorf("sessions: postgres %s: %w: %w (then: %w)", op, backend.ErrUnknownOutcome, first, then)
 }
 
 // isAnswer reports whether err is a store's answer to a write that was
