@@ -2,9 +2,13 @@ package sessions
 
 import (
 	"context"
+
 	"fmt"
 	"log/slog"
 	"net/http"
+
+	"github.com/google/uuid"
+	"github.com/sessionx/sessions/backend"
 )
 
 // EventKind says what happened to a session.
@@ -101,4 +105,19 @@ func LogEvents(logger *slog.Logger) func(context.Context, Event) {
 // event tells Config.OnEvent.
 func (m *Manager[T]) event(ctx context.Context, r *http.Request, kind EventKind, handle, reason string) {
 	m.cfg.OnEvent(ctx, Event{Kind: kind, Handle: handle, Reason: reason, Request: r})
+}
+
+// expired is told by the store of an entry it removed at its deadline:
+// OnEvent hears EventExpired with the session's handle, read from the
+// readable part of what was stored (no token is needed). Forward records
+// and bytes that are no session of this library are passed over.
+func (m *Manager[T]) expired(_ string, e backend.Entry) {
+	if isForward(e.Value) {
+		return
+	}
+	env, err := decodeEnvelope(e.Value)
+	if err != nil {
+		return
+	}
+	m.event(context.Background(), nil, EventExpired, uuid.UUID(env.handle).String(), "")
 }

@@ -57,6 +57,8 @@ type Manager[T any] struct {
 	sealing  bool       // seal what is stored (see seal.go): the store is not backend.InProcess
 	merge    *mergeSpec // T's merge units (see merge.go); nil when T is no struct
 	seals    sealCache  // the keys of recently seen tokens (see seal.go)
+
+	stopExpiry func() // unregisters from the store's expiry notices, or nil
 }
 
 type contextKey struct{ name string }
@@ -88,6 +90,9 @@ func New[T any](cfg Config) (*Manager[T], error) {
 		m.cfg.Store, m.ownStore = mem, mem
 	}
 	m.st = newStore(m.cfg.Store)
+	if n, ok := m.cfg.Store.(backend.ExpiryNotifier); ok {
+		m.stopExpiry = n.NotifyExpired(m.expired)
+	}
 	m.sealing = !m.st.inProcess
 	if cfg.MaxSessionsPerOwner > 0 && m.st.indexer == nil {
 		return nil, fmt.Errorf("%w: MaxSessionsPerOwner needs a store that implements backend.Indexer: %w", ErrInvalidConfig, backend.ErrUnsupported)
@@ -96,9 +101,13 @@ func New[T any](cfg Config) (*Manager[T], error) {
 }
 
 // Close releases what the Manager made for itself: the default in-memory
-// store and its background goroutine. A Store passed in Config is the
+// store and its background goroutine, and its registration for the store's
+// expiry notices (backend.ExpiryNotifier). A Store passed in Config is the
 // caller's to close. Close is safe to call more than once.
 func (m *Manager[T]) Close() error {
+	if m.stopExpiry != nil {
+		m.stopExpiry()
+	}
 	if m.ownStore != nil {
 		return m.ownStore.Close()
 	}

@@ -25,6 +25,9 @@
 //     so the core does not seal them. Without it, the core seals what it
 //     stores (the session's data, CSRF secret and binding), as a store
 //     outside the process needs.
+//   - ExpiryNotifier: tell the core of the entries the store removes
+//     because their deadline passed, so that it can report expiries
+//     (sessions.EventExpired). Without it, expiries go unreported.
 //   - io.Closer: release the store's resources.
 //
 // Package storetest holds the conformance suite every store must pass.
@@ -263,4 +266,19 @@ func Slide(e Entry, now, ifBefore, expires time.Time) (time.Time, time.Time) {
 	slack := min(expires.Sub(ifBefore), e.Idle/10)
 	expires = now.Add(e.Idle)
 	return expires.Add(-slack), expires
+}
+
+// ExpiryNotifier may be implemented by a Store that removes expired entries
+// by itself (a sweeper) and can tell which, so that the core reports each
+// session's expiry (sessions.EventExpired) once.
+//
+// NotifyExpired registers f, which the store calls, from its own goroutine
+// and outside its locks, once for each entry it removes because its Expires
+// passed, with the entry as it was; stop unregisters f. An entry removed by
+// Delete, by a write or by eviction is not an expiry. Several functions may
+// be registered (one per Manager); each is called for every expiry. Stores
+// that cannot tell reliably (Redis's keyspace notifications are dropped
+// while a client is disconnected) should not implement it.
+type ExpiryNotifier interface {
+	NotifyExpired(f func(key string, e Entry)) (stop func())
 }

@@ -28,6 +28,51 @@ func RunEvents(t *testing.T, newStore func(t *testing.T) backend.Store) {
 		ownerEventsOnce(t, need[backend.Indexer](t, newStore(t), "backend.Indexer"))
 	})
 	t.Run("FlashSurvivesRedirectAndIsReadOnce", func(t *testing.T) { flashReadOnce(t, newStore(t)) })
+	t.Run("ExpiryReportedOnceWhereTheStoreCan", func(t *testing.T) {
+		expiryOnce(t, need[backend.ExpiryNotifier](t, newStore(t), "backend.ExpiryNotifier"))
+	})
+}
+
+// expiryOnce: a session left idle past its deadline is reported expired,
+// once, by its handle, when the store removes it (a store with a Sweep
+// method is asked to sweep; otherwise its own sweeper is waited for).
+func expiryOnce(t *testing.T, store backend.Store) {
+	rec := &recorder{}
+	mgr, err := sessions.New[Counter](sessions.Config{Store: store, OnEvent: rec.hook, IdleTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, r := httptest.NewRecorder(), request("")
+	s, _ := mgr.Load(w, r)
+	s.Data.N = 1
+	if err := mgr.Save(w, r, s); err != nil {
+		t.Fatal(err)
+	}
+	rec.take()
+	mgr.Close() // a closed Manager hears nothing more ...
+	mgr, err = sessions.New[Counter](sessions.Config{Store: store, OnEvent: rec.hook, IdleTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mgr.Close() }) // ... and this one hears each expiry once
+	time.Sleep(300 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if sw, ok := store.(interface{ Sweep() int }); ok {
+			sw.Sweep()
+		}
+		if evs := rec.take(); len(evs) > 0 {
+			want(t, "expiry", evs, s.Handle(), sessions.EventExpired)
+			time.Sleep(100 * time.Millisecond)
+			if sw, ok := store.(interface{ Sweep() int }); ok {
+				sw.Sweep()
+			}
+			want(t, "after the expiry", rec.take(), "")
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the expiry was never reported")
 }
 
 // recorder collects events.

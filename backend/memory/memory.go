@@ -199,6 +199,8 @@ type Store struct {
 	records    atomic.Int64
 	maxRecords int64
 
+	exp expiry // told of expired entries (NotifyExpired)
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{}

@@ -62,13 +62,17 @@ func (s *Store) Sweep() int {
 func (s *Store) sweepShard(sh *shard) int {
 	now := s.nowNanos() // per shard: a long sweep must not use a stale clock
 	removed := 0
+	notify := s.expiryFuncs()
 	sh.m.Range(func(k, v any) bool { // no lock: reads and writes go on
 		// kill: an entry written again meanwhile lives on.
 		sl := v.(*slot)
 		if e := sl.p.Load(); e == dead {
 			sh.m.CompareAndDelete(k, sl)
-		} else if e.expires.Load() <= now && sh.kill(k.(string), sl, e) {
+		} else if exp := e.expires.Load(); exp <= now && sh.kill(k.(string), sl, e) {
 			removed++
+			for _, f := range notify {
+				f(k.(string), e.export(exp))
+			}
 		}
 		return !s.closed.Load()
 	})
