@@ -47,5 +47,5 @@ func ExampleNew() {
 	fmt.Println("fields:", fields)
 	// Output:
 	// 1 session stored under shop:session:<sha-256 of the token>
-	// fields: [d e l v w1 w2 w3 w4]
+	// fields: [d e i l v w1 w2 w3 w4]
 }

@@ -80,13 +80,13 @@ func TestCopyOfLandedWriteSucceedsEvenLate(t *testing.T) {
 		args func(id string, na int64) []any
 	}{
 		{"set", setScript, []string{"t:k"}, func(id string, na int64) []any {
-			return []any{"v2", 2, exp + 1, 0, id, na}
+			return []any{"v2", 2, exp + 1, 0, id, na, 0}
 		}},
 		{"setIf", setIfScript, []string{"t:k"}, func(id string, na int64) []any {
-			return []any{"1", now, "v2", 2, exp + 1, 0, id, na}
+			return []any{"1", now, "v2", 2, exp + 1, 0, id, na, 0}
 		}},
 		{"replace", replaceScript, []string{"t:k", "t:k2"}, func(id string, na int64) []any {
-			return []any{"1", now, "v2", 2, exp + 1, 0, id, na}
+			return []any{"1", now, "v2", 2, exp + 1, 0, id, na, 0}
 		}},
 		{"touch", touchScript, []string{"t:k"}, func(_ string, na int64) []any {
 			return []any{now, exp + 60000, na}
