@@ -142,11 +142,21 @@ func newClient(t *testing.T, id int, base string) *client {
 	}
 }
 
-// login stores the client's user in a new session, retrying briefly.
+// login stores the client's user in a new session, retrying briefly. It
+// sends the CSRF token of the session GET /api/state starts, as the
+// demo's page does.
 func (c *client) login() error {
 	var last error
 	for i := 0; i < 20; i++ {
-		resp, err := c.http.PostForm(c.base+"/api/login", url.Values{"user": {c.user}})
+		var st struct{ CSRF string }
+		resp, err := c.http.Get(c.base + "/api/state")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		if err == nil {
+			resp, err = c.http.PostForm(c.base+"/api/login", url.Values{"user": {c.user}, "csrf_token": {st.CSRF}})
+		}
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

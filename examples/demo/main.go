@@ -1,5 +1,8 @@
-// Command demo is a small web app on the sessions library: a visit counter
-// with login, logout and a page to try them in a browser.
+// Command demo is a small web app on the sessions library: a login form
+// with "remember me", a visit counter, a cart, the list of a user's
+// sessions with "end this one" and "log out everywhere else", and a flash
+// message after logout, in a page to try them in a browser and as a JSON
+// API for scripts and apps.
 //
 //	go run ./examples/demo              # serves http://127.0.0.1:8080
 //	go run ./examples/demo -addr :9000
@@ -37,32 +40,45 @@
 //
 // Every request gets at most 10 s: its context's deadline, which the
 // store's calls honour. A request whose store does not answer in time, for
-// example because Redis stopped answering, is answered by the session
-// middleware: 500 when its change was not stored, 504 when the store could
-// not tell (never a timeout handler's 503 sent while the change may still
-// be stored).
+// example because Redis stopped answering, is answered 500 when its change
+// was not stored, 504 when the store could not tell (never a timeout
+// handler's 503 sent while the change may still be stored). A request body
+// may hold at most 8 KiB (413 otherwise).
 //
-// JSON API (the contract other tests use):
+// The cookie: the demo serves plain HTTP, so its cookie, demo_session, is
+// not Secure (Config.Cookie.Insecure) and works on any host name; pass
+// -secure-cookie when it runs behind TLS (browsers also keep a Secure
+// cookie from http://localhost and http://127.0.0.1). It is HttpOnly,
+// SameSite=Lax, Path=/, and ends with the browser session unless "remember
+// me" was ticked at login (then it lasts 14 days after the last request).
 //
-//	GET  /api/visit   counts the visit: {"visits": N, "user": "..."}
-//	POST /api/login   form field user: stores it, migrates the session: {"user": "..."}
-//	GET  /api/me      {"user": "..."}, or 401 when nobody is logged in
-//	POST /api/logout  destroys the session: {"user": ""}
-//	GET  /            an HTML page over the same
+// JSON API. A page sends the cookie and, on every POST, the CSRF token of
+// GET /api/state (header X-CSRF-Token or form field csrf_token). A script or
+// app may instead send "Authorization: Bearer new" to get its token in the
+// Session-Token response header, then "Authorization: Bearer TOKEN": such
+// requests need no CSRF token. POST bodies are forms
+// (application/x-www-form-urlencoded). Errors are RFC 9457 problems
+// (application/problem+json: {"status": 409, "detail": "..."}).
 //
-// The demo serves plain HTTP, so its cookie is not Secure (Config.Cookie.Insecure);
-// pass -secure-cookie when it runs behind TLS.
+//	GET  /api/state         {"user", "visits", "cart", "remember", "csrf", "flash": [...]}; takes the flash messages
+//	GET  /api/visit         counts the visit (Update): {"visits": N, "user": "..."}
+//	GET  /api/me            {"user": "..."}, or 401 when nobody is logged in
+//	POST /api/login         user (1 to 64 characters), remember=on: logs in, migrates the session: {"user", "remember", "csrf"}
+//	POST /api/logout        destroys the session, leaves a flash message for the next page: {"user": ""}
+//	POST /api/cart/add      item: one more of it (Update): {"cart": {...}}
+//	POST /api/cart          item, qty (0 to 99; 0 removes it): sets its quantity (a plain write, merged at commit): {"cart": {...}}
+//	GET  /api/sessions      the user's sessions: {"sessions": [{"handle", "created", "last_seen", "current"}]}
+//	POST /api/sessions/end  handle: ends one of the user's sessions (DestroySession): {"ended": 1}
+//	POST /api/sessions/end-others  ends the user's other sessions (DestroyAll): {"ended": N}
+//	GET  /                  the page, over the same API
 package main
 
 import (
 	"context"
-	_ "embed"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -86,15 +102,6 @@ const (
 	// requestTimeout bounds every request, store calls included.
 	requestTimeout = 10 * time.Second
 )
-
-// Visit is what a visitor's session holds.
-type Visit struct {
-	Visits int
-	User   string
-}
-
-//go:embed index.html
-var indexHTML []byte
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -123,9 +130,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 
-	cfg := sessions.Config{
-		Cookie: sessions.CookieConfig{Name: "demo_session", Insecure: !*secure},
-	}
+	cfg := config(!*secure)
 	storeName := "memory"
 	var client goredis.UniversalClient
 	given := 0
@@ -182,7 +187,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		cfg.Store = store
 	}
 
-	mgr, err := sessions.New[Visit](cfg)
+	mgr, err := sessions.New[Data](cfg)
 	if err != nil {
 		return err
 	}
@@ -247,83 +252,4 @@ func newPostgresStore(ctx context.Context, dsn, table string) (*pgxpool.Pool, *p
 		return nil, nil, err
 	}
 	return pool, store, nil
-}
-
-// newApp returns the demo's routes behind mgr's middleware, each request
-// bounded by requestTimeout.
-func newApp(mgr *sessions.Manager[Visit]) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(indexHTML)
-	})
-	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusNoContent) // no icon; spares the browser console a 404
-	})
-	mux.HandleFunc("GET /api/visit", func(w http.ResponseWriter, r *http.Request) {
-		s := mgr.Get(r)
-		s.Data.Visits++
-		writeJSON(w, http.StatusOK, map[string]any{"visits": s.Data.Visits, "user": s.Data.User})
-	})
-	mux.HandleFunc("POST /api/login", func(w http.ResponseWriter, r *http.Request) {
-		user := strings.TrimSpace(r.FormValue("user"))
-		if user == "" || len(user) > 64 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "form field user must hold 1 to 64 characters"})
-			return
-		}
-		s := mgr.Get(r)
-		s.Data.User = user
-		// A new token after login: a token planted before is worthless now.
-		if err := mgr.Migrate(w, r, s); err != nil {
-			slog.ErrorContext(r.Context(), "demo: login", "session", s, "err", err)
-			writeJSON(w, failedStatus(err), map[string]string{"error": "login failed"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"user": user})
-	})
-	mux.HandleFunc("GET /api/me", func(w http.ResponseWriter, r *http.Request) {
-		s := mgr.Get(r)
-		if s.Data.User == "" {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "not logged in"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"user": s.Data.User})
-	})
-	mux.HandleFunc("POST /api/logout", func(w http.ResponseWriter, r *http.Request) {
-		s := mgr.Get(r)
-		if err := mgr.Destroy(w, r, s); err != nil {
-			slog.ErrorContext(r.Context(), "demo: logout", "session", s, "err", err)
-			writeJSON(w, failedStatus(err), map[string]string{"error": "logout failed"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"user": ""})
-	})
-	return withDeadline(mgr.Handler(mux), requestTimeout)
-}
-
-// withDeadline gives every request's context a deadline d away. Unlike
-// http.TimeoutHandler it never answers in the handler's place: only the
-// handler knows whether its change was stored.
-func withDeadline(h http.Handler, d time.Duration) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), d)
-		defer cancel()
-		h.ServeHTTP(w, r.WithContext(ctx))
-	})
-}
-
-// failedStatus is the status of a failed login or logout: 504 when the
-// store could not tell whether it happened, else 500.
-func failedStatus(err error) int {
-	if errors.Is(err, sessions.ErrUnknownOutcome) {
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
 }

@@ -60,9 +60,12 @@ func parseStartLine(t *testing.T, line string) (base, store string) {
 }
 
 type client struct {
-	t    *testing.T
-	base string
-	http *http.Client
+	t      *testing.T
+	base   string
+	http   *http.Client
+	csrf   string // the CSRF token of the client's session, once known
+	bearer string // the token this client sends in the Authorization header, if any
+	header http.Header
 }
 
 func newClient(t *testing.T, base string) *client {
@@ -74,7 +77,21 @@ func newClient(t *testing.T, base string) *client {
 	return &client{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
 }
 
-// call sends a request and decodes the JSON answer.
+// start gets the client's session and its CSRF token (GET /api/state), as
+// the page does first.
+func (c *client) start() map[string]any {
+	c.t.Helper()
+	code, st := c.call("GET", "/api/state", nil)
+	if code != 200 || st["csrf"] == "" {
+		c.t.Fatalf("GET /api/state: %d %v", code, st)
+	}
+	return st
+}
+
+// call sends a request and decodes the JSON answer. It sends the CSRF token
+// it knows, and keeps the one a state or login answer brings; with bearer
+// set, it sends that token in the Authorization header and keeps the one
+// a Session-Token response header brings.
 func (c *client) call(method, path string, form url.Values) (int, map[string]any) {
 	c.t.Helper()
 	var body io.Reader
@@ -88,14 +105,31 @@ func (c *client) call(method, path string, form url.Values) (int, map[string]any
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	req.Header.Set("Accept", "application/json")
+	if c.csrf != "" {
+		req.Header.Set("X-CSRF-Token", c.csrf)
+	}
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	c.header = resp.Header
+	if tok, ok := resp.Header["Session-Token"]; ok && c.bearer != "" {
+		c.bearer = tok[0]
+	}
 	var v map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		c.t.Fatalf("%s %s: body is not JSON: %v", method, path, err)
+		c.t.Fatalf("%s %s: %d, body is not JSON: %v", method, path, resp.StatusCode, err)
+	}
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode >= 400 && ct != "application/problem+json" {
+		c.t.Errorf("%s %s: %d with Content-Type %q, want application/problem+json", method, path, resp.StatusCode, ct)
+	}
+	if tok, ok := v["csrf"].(string); ok && resp.StatusCode == 200 {
+		c.csrf = tok
 	}
 	return resp.StatusCode, v
 }
@@ -112,7 +146,7 @@ func (c *client) cookie() string {
 
 func newTestServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	mgr, err := sessions.New[Visit](sessions.Config{Cookie: sessions.CookieConfig{Name: "demo_session", Insecure: true}})
+	mgr, err := sessions.New[Data](config(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +158,7 @@ func newTestServer(t *testing.T) *httptest.Server {
 func TestAPIContract(t *testing.T) {
 	srv := newTestServer(t)
 	c := newClient(t, srv.URL)
+	c.start()
 
 	steps := []struct {
 		method, path string
@@ -140,6 +175,7 @@ func TestAPIContract(t *testing.T) {
 		{"GET", "/api/visit", nil, 200, map[string]any{"visits": 3.0, "user": "ann"}},
 		{"POST", "/api/logout", nil, 200, map[string]any{"user": ""}},
 		{"GET", "/api/me", nil, 401, nil},
+		{"GET", "/api/state", nil, 200, map[string]any{"visits": 0.0, "user": ""}},
 		{"GET", "/api/visit", nil, 200, map[string]any{"visits": 1.0, "user": ""}},
 	}
 	for i, st := range steps {
@@ -158,7 +194,7 @@ func TestAPIContract(t *testing.T) {
 func TestLoginMigratesAndOldTokenFindsNothing(t *testing.T) {
 	srv := newTestServer(t)
 	victim := newClient(t, srv.URL)
-	victim.call("GET", "/api/visit", nil)
+	victim.start()
 	before := victim.cookie()
 	victim.call("POST", "/api/login", url.Values{"user": {"ann"}})
 	after := victim.cookie()

@@ -149,6 +149,7 @@ func checkSharedSessions(t *testing.T, a, b *demoProc, full bool) {
 		t.Fatalf("both demos listen on %s", a.base)
 	}
 	onA := newClient(t, a.base)
+	onA.start()
 	// One browser: the same cookie jar, whose cookies are per host, not per
 	// port, so the session cookie set by a is sent to b too.
 	onB := &client{t: t, base: b.base, http: onA.http}
@@ -174,12 +175,15 @@ func checkSharedSessions(t *testing.T, a, b *demoProc, full bool) {
 			step{onA, "GET", "/api/visit", nil, 200, map[string]any{"visits": 1.0, "user": ""}},
 		)
 	}
+	csrf := onA.csrf // one browser, one page: one CSRF token
 	for i, st := range steps {
 		name := "A"
 		if st.on == onB {
 			name = "B"
 		}
+		st.on.csrf = csrf
 		code, got := st.on.call(st.method, st.path, st.form)
+		csrf = st.on.csrf
 		if code != st.wantCode {
 			t.Fatalf("step %d %s %s on %s: status %d, want %d (%v)", i, st.method, st.path, name, code, st.wantCode, got)
 		}
