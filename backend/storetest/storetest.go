@@ -122,6 +122,7 @@ var cases = []struct {
 }{
 	// Store.
 	{"GetMissing", "Get of a key never written returns ErrNotFound and the zero Entry.", testGetMissing},
+	{"IdleRoundTrips", "An entry's Idle is returned by Get as written, and kept by Touch.", testIdleRoundTrips},
 	{"SetGet", "Get returns the Value, Version, Expires and Limit given to Set (deadlines at ms precision; a zero Limit stays zero).", testSetGet},
 	{"SetReplaces", "Set replaces the entry stored under the key.", testSetReplaces},
 	{"EmptyValue", "A zero-length or nil Value round trips as a zero-length Value without error.", testEmptyValue},
@@ -162,6 +163,7 @@ var cases = []struct {
 	{"GetTouchDue", "GetTouch of an entry whose Expires is before ifBefore moves Expires and reports touched; the returned entry and a later Get show the new Expires.", testGetTouchDue},
 	{"GetTouchCappedAtLimit", "GetTouch never moves Expires past Limit, and does not write (touched false) an entry already at its Limit.", testGetTouchCappedAtLimit},
 	{"GetTouchNotDue", "GetTouch of an entry whose Expires is not before ifBefore returns it unchanged with touched false.", testGetTouchNotDue},
+	{"GetTouchSlidesByEntryIdle", "GetTouch of an entry with its own Idle slides to now+Idle when its Expires is before now+Idle-slack (backend.Slide), whatever the caller's defaults.", testGetTouchSlidesByEntryIdle},
 
 	// The core's clock ahead of the store's: an entry whose Expires is not
 	// after the now passed in is missing, whatever the store's clock says.
@@ -1438,6 +1440,9 @@ func checkEntry(t *testing.T, what string, got, want backend.Entry) {
 	case !want.Limit.IsZero() && !sameInstant(got.Limit, want.Limit):
 		t.Errorf("%s: Limit = %v, want %v (within %v)", what, got.Limit, want.Limit, tolerance)
 	}
+	if got.Idle.Truncate(time.Millisecond) != want.Idle.Truncate(time.Millisecond) {
+		t.Errorf("%s: Idle = %v, want %v", what, got.Idle, want.Idle)
+	}
 }
 
 // sameInstant reports whether a and b are within tolerance of each other.
@@ -1458,4 +1463,58 @@ func describeValue(v []byte) string {
 		return fmt.Sprintf("%d bytes starting %q", len(v), v[:32])
 	}
 	return fmt.Sprintf("%q", v)
+}
+
+// ---- The session's own idle timeout (backend.Entry.Idle) ----
+
+func testIdleRoundTrips(t *testing.T, s backend.Store) {
+	key := newKey(t)
+	now := time.Now().Truncate(time.Millisecond)
+	want := backend.Entry{Value: []byte("v"), Expires: now.Add(long), Limit: now.Add(10 * long), Version: 3, Idle: 2 * time.Hour}
+	mustSet(t, s, key, want)
+	if got := mustGet(t, s, key); got.Idle != want.Idle {
+		t.Fatalf("Get after Set: Idle %v, want %v", got.Idle, want.Idle)
+	}
+	if err := s.Touch(t.Context(), key, time.Now(), now.Add(2*long)); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, key); got.Idle != want.Idle {
+		t.Fatalf("Get after Touch: Idle %v, want %v (Touch keeps it)", got.Idle, want.Idle)
+	}
+}
+
+func testGetTouchSlidesByEntryIdle(t *testing.T, s backend.Store) {
+	g := getToucher(t, s)
+	now := time.Now().Truncate(time.Millisecond)
+	// The caller passes its defaults: slide to now+30m when Expires is
+	// before now+27m.
+	ifBefore, expires := now.Add(27*time.Minute), now.Add(30*time.Minute)
+	for _, tc := range []struct {
+		name        string
+		idle        time.Duration
+		expires     time.Duration // the entry's Expires, from now
+		wantTouched bool
+		want        time.Duration // the Expires after GetTouch, from now
+	}{
+		{"longer idle, due", 2 * time.Hour, time.Hour, true, 2 * time.Hour},
+		{"longer idle, not due", 2 * time.Hour, 2*time.Hour - time.Minute, false, 2*time.Hour - time.Minute},
+		{"shorter idle, due", 5 * time.Minute, 4 * time.Minute, true, 5 * time.Minute},
+		{"shorter idle, not due", 5 * time.Minute, 4*time.Minute + 45*time.Second, false, 4*time.Minute + 45*time.Second},
+		{"the caller's idle", 0, 20 * time.Minute, true, 30 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := newKey(t)
+			mustSet(t, s, key, backend.Entry{Value: []byte("v"), Expires: now.Add(tc.expires), Limit: now.Add(10 * long), Version: 1, Idle: tc.idle})
+			got, touched, err := g.GetTouch(t.Context(), key, now, ifBefore, expires)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if touched != tc.wantTouched || !sameInstant(got.Expires, now.Add(tc.want)) {
+				t.Fatalf("GetTouch: touched %v, Expires now%+v; want %v, now%+v", touched, got.Expires.Sub(now), tc.wantTouched, tc.want)
+			}
+			if after := mustGet(t, s, key); !sameInstant(after.Expires, now.Add(tc.want)) || after.Idle != tc.idle {
+				t.Fatalf("Get after GetTouch: Expires now%+v, Idle %v", after.Expires.Sub(now), after.Idle)
+			}
+		})
+	}
 }
