@@ -48,10 +48,12 @@ const (
 var remember = sessions.Lifetime{Idle: 14 * 24 * time.Hour, Absolute: 30 * 24 * time.Hour, Cookie: sessions.CookiePersistent}
 
 // config is the demo's session configuration; insecure drops the cookie's
-// Secure attribute, for plain HTTP.
-func config(insecure bool) sessions.Config {
+// Secure attribute, for plain HTTP; takeTurns makes the requests of one
+// session wait for each other in this process (Config.TakeTurns).
+func config(insecure, takeTurns bool) sessions.Config {
 	return sessions.Config{
-		Cookie: sessions.CookieConfig{Name: "demo_session", Insecure: insecure, SessionOnly: true},
+		Cookie:    sessions.CookieConfig{Name: "demo_session", Insecure: insecure, SessionOnly: true},
+		TakeTurns: takeTurns,
 		// Scripts and apps may send the token as a bearer token instead.
 		Header: sessions.HeaderConfig{Bearer: true},
 		CSRF: sessions.CSRFConfig{ErrorHandler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

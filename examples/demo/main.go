@@ -25,6 +25,8 @@
 //	-postgres DSN              keep sessions in PostgreSQL (a pgx connection string or URL)
 //	-postgres-table NAME       table in PostgreSQL (default "demo_sessions"), created if missing
 //	-secure-cookie             mark the cookie Secure (when served over HTTPS)
+//	-take-turns                requests of one session wait for each other in this process
+//	                           (Config.TakeTurns), instead of merging their plain writes at commit
 //
 // -redis, -redis-cluster and -postgres exclude each other. The demo checks at
 // startup, within 5 s, that its store answers (and, on PostgreSQL, creates
@@ -118,6 +120,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	secure := fs.Bool("secure-cookie", false, "mark the cookie Secure (when served over HTTPS)")
+	takeTurns := fs.Bool("take-turns", false, "make the requests of one session wait for each other in this process (Config.TakeTurns) instead of merging their plain writes")
 	redisAddr := fs.String("redis", "", "keep sessions in the Redis at this `address` (one node, or a primary without Sentinel)")
 	clusterAddrs := fs.String("redis-cluster", "", "keep sessions in the Redis Cluster with these comma-separated seed `addresses`")
 	prefix := fs.String("redis-prefix", "demo:session:", "key `prefix` of the sessions in Redis")
@@ -130,7 +133,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 
-	cfg := config(!*secure)
+	cfg := config(!*secure, *takeTurns)
 	storeName := "memory"
 	var client goredis.UniversalClient
 	given := 0

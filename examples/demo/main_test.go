@@ -146,7 +146,7 @@ func (c *client) cookie() string {
 
 func newTestServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	mgr, err := sessions.New[Data](config(true))
+	mgr, err := sessions.New[Data](config(true, false))
 	if err != nil {
 		t.Fatal(err)
 	}
