@@ -1,7 +1,8 @@
 // Package redistest holds test helpers that run private Redis servers for
-// tests: a single redis-server, a Sentinel, a Redis Cluster (three
-// primaries, with or without replicas), or an in-process miniredis when the
-// binaries are not installed. Everything binds to 127.0.0.1 only, every
+// tests: a single redis-server, a Sentinel group (a primary, its replicas
+// and one or more sentinels, which a test can make fail over), a Redis
+// Cluster (three primaries, with or without replicas), or an in-process
+// miniredis when the binaries are not installed. Everything binds to 127.0.0.1 only, every
 // wait is bounded in time, and everything that is started is stopped by
 // t.Cleanup. Faults are at hand: a server can be stopped and started
 // again, killed (SIGKILL) or paused (SIGSTOP) and resumed, and a cluster

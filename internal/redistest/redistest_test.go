@@ -484,3 +484,56 @@ func TestLedger(t *testing.T) {
 		})
 	}
 }
+
+// TestSentinelGroupFailsOver: a primary, a replica and three sentinels;
+// SENTINEL FAILOVER promotes the replica, every sentinel and a failover
+// client follow, the keys written (and replicated) before are there, and
+// the old primary becomes the new one's replica.
+func TestSentinelGroupFailsOver(t *testing.T) {
+	Long(t)
+	t.Parallel()
+	needBinaries(t)
+	g := StartSentinelWith(t, SentinelOptions{Replicas: 1, Sentinels: 3, InfoPeriod: time.Second, PublishPeriod: 200 * time.Millisecond,
+		ServerArgs: []string{"--repl-diskless-sync-delay", "0"}})
+	if n, m := len(g.Servers()), len(g.Addrs()); n != 2 || m != 3 {
+		t.Fatalf("%d servers and %d sentinels, want 2 and 3", n, m)
+	}
+	first := g.Primary()
+	if first != g.Servers()[0] || Role(first) != "master" || Role(g.Servers()[1]) != "slave" {
+		t.Fatalf("primary %s (%s), replica %s (%s)", first.Addr(), Role(first), g.Servers()[1].Addr(), Role(g.Servers()[1]))
+	}
+	ctx := testCtx(t)
+	c := g.Client()
+	for i := range 100 {
+		if err := c.Set(ctx, fmt.Sprintf("key:%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := first.Client().Do(ctx, "WAIT", 1, 2000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1: %d, %v", n, err)
+	}
+	f := g.Failover(15 * time.Second)
+	t.Logf("promoted %v after SENTINEL FAILOVER, all sentinels switched %v after that",
+		f.Promoted.Sub(f.Requested).Round(time.Millisecond), f.Switched.Sub(f.Promoted).Round(time.Millisecond))
+	if f.Old != first || f.New != g.Servers()[1] || g.Primary() != f.New {
+		t.Fatalf("failover from %s to %s; want from %s to %s", f.Old.Addr(), f.New.Addr(), first.Addr(), g.Servers()[1].Addr())
+	}
+	for i := range 100 {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			v, err := c.Get(ctx, fmt.Sprintf("key:%d", i)).Result()
+			if err == nil && v == strconv.Itoa(i) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET key:%d after the failover: %q, %v", i, v, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	done := g.WaitReplicated(30 * time.Second)
+	t.Logf("old primary a replica in sync %v after the switch", done.Sub(f.Switched).Round(time.Millisecond))
+	if Role(first) != "slave" {
+		t.Fatalf("old primary answers ROLE %q, want slave", Role(first))
+	}
+}
