@@ -30,6 +30,11 @@ type ClusterOptions struct {
 	// NodeTimeout is the --cluster-node-timeout: how long a node may not
 	// answer before its peers count it as failing. Default 5 s.
 	NodeTimeout time.Duration
+
+	// ServerArgs are added to every server's command line (e.g.
+	// "--repl-diskless-sync-delay", "0", so that a node restarted after a
+	// failover syncs as a replica at once, not after Redis's default 5 s).
+	ServerArgs []string
 }
 
 // Cluster is a private Redis Cluster on 127.0.0.1, created by StartCluster
@@ -69,11 +74,11 @@ func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
 	c := &Cluster{t: t, primaries: opts.Primaries}
 	for range opts.Primaries * (1 + opts.Replicas) {
 		c.servers = append(c.servers, startServer(t, func(port int, dir string) []string {
-			return []string{
+			return append([]string{
 				"--cluster-enabled", "yes",
 				"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
 				"--cluster-node-timeout", strconv.FormatInt(opts.NodeTimeout.Milliseconds(), 10),
-			}
+			}, opts.ServerArgs...)
 		}))
 	}
 
@@ -141,6 +146,79 @@ func (c *Cluster) Primaries() []*Server {
 		return out
 	}
 	c.t.Fatalf("redistest: no cluster node answers CLUSTER NODES: %v", lastErr)
+	return nil
+}
+
+// ReplicasOf returns the running servers that replicate primary now, as
+// each of them says (INFO replication: a replica whose primary is
+// primary, whatever the state of its link). It fails the test if a
+// running server does not answer within 5 s.
+func (c *Cluster) ReplicasOf(primary *Server) []*Server {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	var out []*Server
+	for _, s := range c.servers {
+		if s == primary || !s.Running() {
+			continue
+		}
+		n := nodeClient(s.Addr())
+		info, err := n.Info(ctx, "replication").Result()
+		n.Close()
+		if err != nil {
+			c.t.Fatalf("redistest: INFO replication on %s: %v", s.Addr(), err)
+		}
+		if f := infoFields(info); f["role"] == "slave" && f["master_port"] == strconv.Itoa(primary.Port()) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// WaitReplicated waits, at most timeout, until every running server but
+// as many as the cluster has primaries is a replica whose link to its
+// primary is up, and returns when that first held. It fails the test otherwise.
+// A node restarted after a failover rejoins as a replica of the primary
+// that took its place, and syncs.
+func (c *Cluster) WaitReplicated(timeout time.Duration) time.Time {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var err error
+	for {
+		if err = c.replicated(ctx); err == nil {
+			return time.Now()
+		}
+		if !sleep(ctx, 20*time.Millisecond) {
+			c.t.Fatalf("redistest: cluster replicas not in sync after %s: %v", timeout, err)
+		}
+	}
+}
+
+func (c *Cluster) replicated(ctx context.Context) error {
+	running, synced := 0, 0
+	for _, s := range c.servers {
+		if !s.Running() {
+			continue
+		}
+		running++
+		n := nodeClient(s.Addr())
+		info, err := n.Info(ctx, "replication").Result()
+		n.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Addr(), err)
+		}
+		f := infoFields(info)
+		if f["role"] == "slave" {
+			if f["master_link_status"] != "up" {
+				return fmt.Errorf("replica %s: link to its primary %s", s.Addr(), f["master_link_status"])
+			}
+			synced++
+		}
+	}
+	if synced != running-c.primaries {
+		return fmt.Errorf("%d replicas in sync, want %d (all running servers but the %d primaries)", synced, running-c.primaries, c.primaries)
+	}
 	return nil
 }
 

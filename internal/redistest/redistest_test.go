@@ -176,7 +176,7 @@ func TestClusterWithReplicasFailsOver(t *testing.T) {
 	Long(t)
 	t.Parallel()
 	needBinaries(t)
-	cl := StartClusterWith(t, ClusterOptions{Replicas: 1, NodeTimeout: time.Second})
+	cl := StartClusterWith(t, ClusterOptions{Replicas: 1, NodeTimeout: time.Second, ServerArgs: []string{"--repl-diskless-sync-delay", "0"}})
 	if n := len(cl.Addrs()); n != 6 {
 		t.Fatalf("%d servers, want 6", n)
 	}
@@ -184,6 +184,12 @@ func TestClusterWithReplicasFailsOver(t *testing.T) {
 	if len(primaries) != 3 {
 		t.Fatalf("%d primaries, want 3", len(primaries))
 	}
+	for _, p := range primaries {
+		if r := cl.ReplicasOf(p); len(r) != 1 || Role(r[0]) != "slave" {
+			t.Fatalf("replicas of %s: %d, want 1", p.Addr(), len(r))
+		}
+	}
+	heir := cl.ReplicasOf(primaries[0])[0]
 	ctx := testCtx(t)
 	cc := cl.Client()
 	for i := range 100 {
@@ -207,8 +213,8 @@ func TestClusterWithReplicasFailsOver(t *testing.T) {
 	cl.WaitHealthy(15 * time.Second)
 	t.Logf("healthy again %v after the kill", time.Since(start).Round(time.Millisecond))
 	after := cl.Primaries()
-	if len(after) != 3 || slices.Contains(after, victim) {
-		t.Fatalf("primaries after the failover: %d, victim among them: %v", len(after), slices.Contains(after, victim))
+	if len(after) != 3 || slices.Contains(after, victim) || !slices.Contains(after, heir) {
+		t.Fatalf("primaries after the failover: %d, victim among them: %v, its replica: %v", len(after), slices.Contains(after, victim), slices.Contains(after, heir))
 	}
 	cc.ReloadState(ctx)
 	deadline := time.Now().Add(5 * time.Second)
@@ -226,6 +232,34 @@ func TestClusterWithReplicasFailsOver(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+	// The killed node, restarted, rejoins as the replica of its heir.
+	victim.Start()
+	restarted := time.Now()
+	cl.WaitReplicated(15 * time.Second)
+	t.Logf("restarted node in sync as a replica %v after its start", time.Since(restarted).Round(time.Millisecond))
+	if r := cl.ReplicasOf(heir); len(r) != 1 || r[0] != victim {
+		t.Fatalf("replicas of the new primary: %d, want the restarted node", len(r))
+	}
+}
+
+func TestStartReplica(t *testing.T) {
+	t.Parallel()
+	needBinaries(t)
+	primary := StartServer(t, "--repl-diskless-sync-delay", "0")
+	replica := StartReplica(t, primary)
+	ctx := testCtx(t)
+	if err := primary.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := primary.Client().Do(ctx, "WAIT", 1, 2000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1 on the primary: %d, %v; want 1", n, err)
+	}
+	if v, err := replica.Client().Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("GET on the replica: %q, %v", v, err)
+	}
+	if Role(replica) != "slave" || Role(primary) != "master" {
+		t.Fatalf("roles: primary %q, replica %q", Role(primary), Role(replica))
 	}
 }
 

@@ -3,6 +3,7 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -370,4 +371,21 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// StartReplica starts a private redis-server (StartServer with extraArgs)
+// as a replica of primary (--replicaof) and waits, at most 10 s, until its
+// link to primary is up and the initial sync is done. It fails the test
+// otherwise. It is stopped at cleanup. A primary started with
+// "--repl-diskless-sync-delay", "0" syncs it at once (Redis's default
+// waits 5 s for more replicas to sync together).
+func StartReplica(t testing.TB, primary *Server, extraArgs ...string) *Server {
+	t.Helper()
+	r := StartServer(t, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port())}, extraArgs...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := retry(ctx, func() error { return replicaInSync(ctx, r, primary) }); err != nil {
+		t.Fatalf("redistest: replica %s not in sync with %s after %s: %v", r.Addr(), primary.Addr(), startTimeout, err)
+	}
+	return r
 }
