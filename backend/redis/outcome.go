@@ -41,19 +41,24 @@ func (s *Store) eval(ctx context.Context, sc *script, once bool, keys []string, 
 }
 
 func (s *Store) evalCmd(ctx context.Context, name, body string, once bool, keys []string, args []any) *goredis.Cmd {
-	a := make([]any, 0, 3+len(keys)+len(args))
-	a = append(a, name, body, len(keys))
-	for _, k := range keys {
-		a = append(a, k)
-	}
-	a = append(a, args...)
-	cmd := goredis.NewCmd(ctx, a...)
+	cmd := goredis.NewCmd(ctx, evalArgs(name, body, keys, args)...)
 	if once {
 		_ = s.client.Process(ctx, oneTry{cmd})
 	} else {
 		_ = s.client.Process(ctx, cmd)
 	}
 	return cmd
+}
+
+// evalArgs returns the arguments of EVAL or EVALSHA (name) of body with
+// keys and args.
+func evalArgs(name, body string, keys []string, args []any) []any {
+	a := make([]any, 0, 3+len(keys)+len(args))
+	a = append(a, name, body, len(keys))
+	for _, k := range keys {
+		a = append(a, k)
+	}
+	return append(a, args...)
 }
 
 // notApplied reports whether err, the error of one try of a command,
@@ -69,6 +74,10 @@ func notApplied(err error) bool {
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && (op.Op == "dial" || op.Op == "write") {
+		return true
+	}
+	var ns notSent
+	if errors.As(err, &ns) {
 		return true
 	}
 	return errors.Is(err, goredis.ErrPoolTimeout) || errors.Is(err, goredis.ErrClosed)
@@ -91,24 +100,30 @@ func (s *Store) notAfter(ctx context.Context) (int64, time.Time) {
 	return max(na, 1), until
 }
 
-// write runs a write script, whose args end with its not-after time (see
-// notAfter; until is the same instant in this process's clock), and
-// settles its outcome:
+// write runs the write script sc on keys with args, which hold its
+// not-after time (see notAfter; until is the same instant in this
+// process's clock), and settles its outcome:
 //
 //   - Redis's answer is the outcome: replyLate means it refused the write
-//     as late, errLate;
+//     as late, errLate; in WAIT mode (Options.WaitReplicas), a write
+//     Redis applied but too few replicas acknowledged is unknown;
 //   - an error that proves the write was not applied (notApplied) is
 //     returned as it is: the write failed;
 //   - any other error leaves the outcome open: the write is sent again
 //     (with the same write id, so a copy of a write that landed changes
 //     nothing and reports success) until Redis answers it, until, or the
 //     context ends. A write Redis still has not answered then is reported
-//     with an error wrapping backend.ErrUnknownOutcome.
+//     with an error wrapping backend.ErrUnknownOutcome. In WAIT mode so
+//     is a success answered to a copy: its WAIT may not cover the copy
+//     that landed.
 //
 // replayed reports whether the answer came from a copy sent again.
-func (s *Store) write(ctx context.Context, until time.Time, run func(context.Context) (int64, error)) (n int64, replayed bool, err error) {
-	n, err = run(ctx)
+func (s *Store) write(ctx context.Context, until time.Time, sc *script, keys []string, args []any) (n int64, replayed bool, err error) {
+	n, err = s.try(ctx, sc, keys, args)
+	var nr *notReplicated
 	switch {
+	case errors.As(err, &nr):
+		return 0, false, unknownNotReplicated(err)
 	case err == nil && n == replyLate:
 		return 0, false, errLate
 	case err == nil:
@@ -133,10 +148,14 @@ func (s *Store) write(ctx context.Context, until time.Time, run func(context.Con
 		case <-t.C:
 		}
 		wait = min(2*wait, 200*time.Millisecond)
-		n, err = run(ctx)
+		n, err = s.try(ctx, sc, keys, args)
 		switch {
+		case errors.As(err, &nr):
+			return 0, true, unknownNotReplicated(err)
 		case err == nil && n == replyLate:
 			return 0, true, errLate
+		case err == nil && n == replyDone && s.waitReplicas > 0:
+			return 0, true, unknownNotReplicated(errCopyNotCovered)
 		case err == nil:
 			return n, true, nil
 		}

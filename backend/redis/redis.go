@@ -173,10 +173,45 @@ type Options struct {
 	// negative value sends nothing again (the not-after bound is then
 	// DefaultResolveWithin).
 	ResolveWithin time.Duration
+
+	// WaitReplicas, when above zero, makes every write wait until that
+	// many replicas have acknowledged it, so that a write answered as
+	// stored survives a failover. Redis replicates asynchronously: by
+	// default a primary that fails over loses the writes it acknowledged
+	// but had not yet passed on (see the package documentation, Replicas
+	// and failover).
+	//
+	// After a write's script, on the same connection, the store sends
+	// WAIT WaitReplicas WaitTimeout (in one round trip with the script,
+	// as a pipeline; on a Cluster to the key's primary). A write that
+	// fewer replicas acknowledged in time is on the primary all the same:
+	// it is reported with an error wrapping backend.ErrUnknownOutcome
+	// (the core answers 504), never as a plain failure. So is a write
+	// whose answer came from a copy sent again (see ResolveWithin): the
+	// copy's WAIT does not cover the first copy. Reads, and the slide of
+	// the idle deadline that a read may make, do not wait.
+	//
+	// WaitReplicas needs a *goredis.Client (one node, or a
+	// Sentinel-managed primary: NewFailoverClient) or a
+	// *goredis.ClusterClient; New refuses it with another client. On a
+	// Cluster the write and its WAIT go through the key's node client
+	// (ClusterClient.MasterForKey), so hooks added to the ClusterClient
+	// with AddHook do not see them; hooks added with OnNewNode do.
+	// Default 0: writes do not wait.
+	WaitReplicas int
+
+	// WaitTimeout bounds the wait for the replicas of one write (never
+	// past the context's deadline). Default DefaultWaitTimeout. It must
+	// be shorter than the client's ReadTimeout (go-redis's default: 3 s),
+	// which bounds the wait for the answer: New refuses it otherwise.
+	WaitTimeout time.Duration
 }
 
 // DefaultResolveWithin is the default of Options.ResolveWithin.
 const DefaultResolveWithin = 5 * time.Second
+
+// DefaultWaitTimeout is the default of Options.WaitTimeout.
+const DefaultWaitTimeout = 500 * time.Millisecond
 
 // Store is a backend.Store on Redis. It is safe for concurrent use. It does
 // not own its client: closing the client is the application's business.
@@ -188,6 +223,11 @@ type Store struct {
 	// atomicMove is true when both keys of a Replace can be handled by one
 	// script: on a single node or a Sentinel-managed primary.
 	atomicMove bool
+
+	// waitReplicas and waitTimeout are Options.WaitReplicas and
+	// WaitTimeout; waitReplicas 0: writes do not wait.
+	waitReplicas int
+	waitTimeout  time.Duration
 
 	clock      redisClock
 	lastReload atomic.Int64 // when noteFailure last asked the cluster to reload, Unix ns
@@ -214,6 +254,9 @@ func New(ctx context.Context, client goredis.UniversalClient, opts Options) (*St
 	case *goredis.Ring:
 	default:
 		s.atomicMove = true
+	}
+	if err := s.setWait(opts); err != nil {
+		return nil, err
 	}
 	if err := s.ping(ctx); err != nil {
 		return nil, fmt.Errorf("sessions: redis store: cannot reach Redis: %w", err)
@@ -378,9 +421,7 @@ func (s *Store) Set(ctx context.Context, key string, e backend.Entry) error {
 	}
 	na, until := s.notAfter(ctx)
 	args := append(entryArgs(e), na, idleMS(e))
-	n, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
-		return s.eval(ctx, setScript, true, []string{s.prefix + key}, args...).Int64()
-	})
+	n, _, err := s.write(ctx, until, setScript, []string{s.prefix + key}, args)
 	if err == nil {
 		err = writeResult(n)
 	}
@@ -401,9 +442,7 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time
 	}
 	na, until := s.notAfter(ctx)
 	args := append(append([]any{strconv.FormatUint(old, 10), ms(now)}, entryArgs(e)...), na, idleMS(e))
-	n, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
-		return s.eval(ctx, setIfScript, true, []string{s.prefix + key}, args...).Int64()
-	})
+	n, _, err := s.write(ctx, until, setIfScript, []string{s.prefix + key}, args)
 	if err != nil {
 		return wrap("set", err)
 	}
@@ -436,9 +475,7 @@ func (s *Store) Touch(ctx context.Context, key string, now, expires time.Time) e
 		return wrap("touch", err)
 	}
 	na, until := s.notAfter(ctx)
-	n, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
-		return s.eval(ctx, touchScript, true, []string{s.prefix + key}, ms(now), ms(expires), na).Int64()
-	})
+	n, _, err := s.write(ctx, until, touchScript, []string{s.prefix + key}, []any{ms(now), ms(expires), na})
 	switch {
 	case err != nil:
 		return wrap("touch", err)
@@ -454,9 +491,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return wrap("delete", err)
 	}
 	na, until := s.notAfter(ctx)
-	_, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
-		return s.eval(ctx, deleteScript, true, []string{s.prefix + key}, na).Int64()
-	})
+	_, _, err := s.write(ctx, until, deleteScript, []string{s.prefix + key}, []any{na})
 	if err != nil {
 		return wrap("delete", err)
 	}
@@ -477,9 +512,7 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 	if s.atomicMove {
 		na, until := s.notAfter(ctx)
 		args := append(append([]any{oldArg, nowArg}, entryArgs(e)...), na, idleMS(e))
-		n, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
-			return s.eval(ctx, replaceScript, true, []string{s.prefix + oldKey, s.prefix + newKey}, args...).Int64()
-		})
+		n, _, err := s.write(ctx, until, replaceScript, []string{s.prefix + oldKey, s.prefix + newKey}, args)
 		if err != nil {
 			return wrap("replace", err)
 		}
@@ -498,9 +531,7 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 		return err
 	}
 	na, until := s.notAfter(ctx)
-	n, replayed, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
-		return s.eval(ctx, deleteIfScript, true, []string{s.prefix + oldKey}, oldArg, nowArg, na).Int64()
-	})
+	n, replayed, err := s.write(ctx, until, deleteIfScript, []string{s.prefix + oldKey}, []any{oldArg, nowArg, na})
 	var cause error
 	switch {
 	case errors.Is(err, backend.ErrUnknownOutcome):
@@ -509,6 +540,10 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 		return wrap("replace", err)
 	case err != nil:
 		cause = err // the old key was not deleted
+	case n == replyMissing && replayed && s.waitReplicas > 0:
+		// Deleted by the try whose answer was lost, whose replication
+		// no WAIT covered.
+		return wrap("replace", unknownNotReplicated(errCopyNotCovered))
 	case n == replyDone || (n == replyMissing && replayed):
 		return nil // deleted now, or by the try whose answer was lost
 	default:
@@ -542,9 +577,7 @@ func (s *Store) AddOwned(ctx context.Context, owner, key string, limit time.Time
 	}
 	k, now, lim := s.ownerKey(owner), time.Now().UnixMilli(), ms(limit)
 	na, until := s.notAfter(ctx)
-	_, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
-		return s.eval(ctx, addOwnedScript, true, []string{k}, now, lim, key, na).Int64()
-	})
+	_, _, err := s.write(ctx, until, addOwnedScript, []string{k}, []any{now, lim, key, na})
 	if err != nil {
 		return wrap("add owned", err)
 	}
@@ -567,9 +600,7 @@ func (s *Store) RemoveOwned(ctx context.Context, owner string, keys ...string) e
 	for _, key := range keys {
 		args = append(args, key)
 	}
-	_, _, err := s.write(ctx, until, func(ctx context.Context) (int64, error) {
-		return s.eval(ctx, removeOwnedScript, true, []string{k}, args...).Int64()
-	})
+	_, _, err := s.write(ctx, until, removeOwnedScript, []string{k}, args)
 	if err != nil {
 		return wrap("remove owned", err)
 	}
