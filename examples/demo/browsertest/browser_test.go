@@ -71,7 +71,7 @@ func setup() {
 			chromedp.ExecPath(path),
 			chromedp.NoSandbox, // as root (CI) chromium needs it
 			chromedp.Flag("disable-dev-shm-usage", true),
-			chromedp.WindowSize(900, 1000),
+			chromedp.WindowSize(860, 640),
 		)...)
 	ctx, cancel := chromedp.NewContext(alloc)
 	teardown = append(teardown, cancelAlloc, cancel)
