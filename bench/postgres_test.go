@@ -142,7 +142,9 @@ const expiredRows = 1_000_000
 //
 //   - ns/op: the whole cleanup (this library: Store.Cleanup, batches of
 //     DefaultCleanupBatch rows, each its own statement; scs: the single
-//     DELETE its cleanup goroutine runs);
+//     DELETE its cleanup goroutine runs; none: no cleanup, the requests
+//     alone for 10 s, to show how long the machine itself makes a request
+//     wait);
 //   - max-request-ms: the longest a concurrent request took meanwhile
 //     (the target: at most 100 ms);
 //   - requests: how many concurrent requests were served meanwhile.
@@ -151,7 +153,7 @@ const expiredRows = 1_000_000
 // 43-character keys; they are inserted with the timer stopped (about ten
 // seconds). Run it with -benchtime=1x.
 func BenchmarkPostgresCleanup(b *testing.B) {
-	for _, name := range []string{"sessions", "scs"} {
+	for _, name := range []string{"sessions", "scs", "none"} {
 		b.Run(name, func(b *testing.B) {
 			pool := postgresPool(b, nil)
 			ctx := context.Background()
@@ -170,6 +172,13 @@ func BenchmarkPostgresCleanup(b *testing.B) {
 					SELECT encode(sha256(int8send(i)), 'base64'), $2, 1, now() - interval '1 minute', now() + interval '11 hours'
 					FROM generate_series(1, $1) AS i`
 				cleanup = func() error { _, err := st.Cleanup(ctx); return err }
+			case "none":
+				// The control: this library's requests alone for 10 s, no
+				// cleanup, no expired rows: how long the machine makes a
+				// request wait by itself.
+				st := ourPostgresStore(b, pool)
+				h = sessionsHandler(newManager(b, st, 0))
+				cleanup = func() error { time.Sleep(10 * time.Second); return nil }
 			case "scs":
 				h = scsHandler(scsPostgresStore(b, pool))
 				value = make([]byte, 120) // about what scs stores for the same four values
@@ -191,12 +200,14 @@ func BenchmarkPostgresCleanup(b *testing.B) {
 			var served int
 			b.StopTimer()
 			for range b.N {
-				if _, err := pool.Exec(ctx, fill, expiredRows, value); err != nil {
-					b.Fatal(err)
+				if fill != "" {
+					if _, err := pool.Exec(ctx, fill, expiredRows, value); err != nil {
+						b.Fatal(err)
+					}
 				}
 				// The rows in place, their WAL written out: the cleanup does
 				// not pay for the fill's checkpoint.
-				for _, sql := range []string{"VACUUM ANALYZE " + map[string]string{"sessions": ourTable, "scs": "sessions"}[name], "CHECKPOINT"} {
+				for _, sql := range []string{"VACUUM ANALYZE " + map[string]string{"sessions": ourTable, "none": ourTable, "scs": "sessions"}[name], "CHECKPOINT"} {
 					if _, err := pool.Exec(ctx, sql); err != nil {
 						b.Fatal(err)
 					}

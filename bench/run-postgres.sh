@@ -107,6 +107,7 @@ echo "run-postgres.sh: building benchstat@$BENCHSTAT_VERSION"
 benchstat="$work/bin/benchstat"
 
 go test -c -o "$work/bench.test" .
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 t0=$SECONDS
 : >results-postgres.txt
 # Each round runs every benchmark once (-count 1), so that drifts and other
@@ -116,10 +117,11 @@ for round in $(seq 1 "$COUNT"); do
 	"$work/bench.test" -test.run '^$' -test.benchmem -test.count 1 -test.benchtime 1s -test.timeout 30m \
 		-test.bench '^BenchmarkRequest$/^(baseline|sessions-postgres|sessions-postgres-touchevery|scs-pgxstore)/' >>results-postgres.txt
 done
-echo "run-postgres.sh: the cleanup of 1,000,000 expired rows, 3 times each"
+echo "run-postgres.sh: the cleanup of 1,000,000 expired rows, and the control, 3 times each"
 "$work/bench.test" -test.run '^$' -test.benchmem -test.count 3 -test.benchtime 1x -test.timeout 30m \
 	-test.bench '^BenchmarkPostgresCleanup$' >>results-postgres.txt
 elapsed=$((SECONDS - t0))
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 "$benchstat" -filter '.unit:(sec/op OR B/op OR allocs/op OR stmts/op)' results-postgres.txt >"$work/tables.txt" 2>&1 ||
 	"$benchstat" results-postgres.txt >"$work/tables.txt" 2>&1
@@ -134,7 +136,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "Written by \`bench/run-postgres.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'): $cpu, $(nproc) cores,"
 	echo "$(go version | cut -d' ' -f3), $pgver (private, on loopback, default settings: fsync and synchronous_commit on),"
 	echo "$(go list -m -f '{{.Path}} {{.Version}}' github.com/alexedwards/scs/pgxstore github.com/jackc/pgx/v5 | paste -sd, - | sed 's/,/, /g');"
-	echo "$COUNT rounds of the requests, 3 cleanups each, $elapsed s in all."
+	echo "$COUNT rounds of the requests, 3 cleanups each, $elapsed s in all; load average (1, 5, 15 min) before: $load_before,"
+	echo "after: $load_after (the machine is shared: other processes' load widens the intervals and the cleanup's longest wait)."
 	echo
 	cat "$work/ratios.md"
 	echo
@@ -146,7 +149,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "- **BenchmarkPostgresCleanup**: 1,000,000 expired rows removed while another goroutine keeps sending"
 	echo "  read-only requests of a live session through the same library; \`max-request-ms\` is the longest of"
 	echo "  those requests. This library: \`Store.Cleanup\`, batches of 1,000 rows, each its own statement; scs:"
-	echo "  its single \`DELETE FROM sessions WHERE expiry < current_timestamp\`."
+	echo "  its single \`DELETE FROM sessions WHERE expiry < current_timestamp\`; \`none\`: this library's requests"
+	echo "  alone for 10 s, no cleanup, as a control: how long the machine by itself made a request wait."
 	echo
 	echo '```'
 	cat "$work/tables.txt"

@@ -109,6 +109,7 @@ func report(w io.Writer, t *benchcsv.Table) {
 	for _, r := range []struct{ name, label string }{
 		{"sessions", "sessions: batches of 1,000 rows"},
 		{"scs", "scs v2, pgxstore: one DELETE"},
+		{"none", "control: sessions' requests alone, no cleanup (10 s)"},
 	} {
 		name := "PostgresCleanup/" + r.name
 		fmt.Fprintf(w, "| %s | %.2f s | %s ms | %s |\n", r.label, val(t, "sec/op", name),
@@ -131,7 +132,11 @@ func report(w io.Writer, t *benchcsv.Table) {
 		s := val(t, "stmts/op", req("sessions-postgres", op.op))
 		fmt.Fprintf(w, "| %s request: statements | %s (scs: %s) | %s | %s |\n", op.label, num(s), num(val(t, "stmts/op", req("scs-pgxstore", op.op))), num(op.stmts), verdict(s <= op.stmts, s))
 	}
-	m := val(t, "max-request-ms", "PostgresCleanup/sessions")
-	fmt.Fprintf(w, "| cleanup of 1,000,000 expired rows: longest concurrent request | %s ms (cleanup %.2f s) | ≤ 100 ms | %s |\n",
-		num(m), val(t, "sec/op", "PostgresCleanup/sessions"), verdict(m <= 100, m))
+	m, c := val(t, "max-request-ms", "PostgresCleanup/sessions"), val(t, "max-request-ms", "PostgresCleanup/none")
+	v := verdict(m <= 100, m)
+	if m > 100 && c > 100 {
+		v = "**inconclusive**: the machine alone made a request wait " + num(c) + " ms"
+	}
+	fmt.Fprintf(w, "| cleanup of 1,000,000 expired rows: longest concurrent request | %s ms (cleanup %.2f s; with no cleanup: %s ms) | ≤ 100 ms | %s |\n",
+		num(m), val(t, "sec/op", "PostgresCleanup/sessions"), num(c), v)
 }
