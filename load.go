@@ -109,7 +109,8 @@ type fetched struct {
 	seal      *sealer // token's keys, once derived
 	e         backend.Entry
 	forwarded bool // reached through a rotated token's forward record
-	slid      bool // the store already moved its idle deadline (GetTouch)
+	slid      bool // the store moved its idle deadline (GetTouch)
+	judged    bool // the store judged whether the slide was due (GetTouch): the core does not again
 }
 
 // sealer returns the keys of f's token, from c.
@@ -131,6 +132,7 @@ func (m *Manager[T]) fetch(ctx context.Context, token string, now time.Time) (fe
 	var err error
 	if m.cfg.Bind == nil {
 		f.e, f.slid, err = m.st.getTouch(ctx, f.key, now, m.touchThreshold(now), now.Add(m.cfg.IdleTimeout))
+		f.judged = true
 	} else {
 		f.e, err = m.st.Get(ctx, f.key)
 	}
@@ -206,12 +208,15 @@ func (m *Manager[T]) open(r *http.Request, token string, f fetched, now time.Tim
 	return s, true
 }
 
-// refresh slides s's idle deadline when due and fetch did not, rotates its
+// refresh slides s's idle deadline when due and the store did not judge
+// that already (a GetTouch the store declined, because the deadline was not
+// due by its millisecond clock or the slide came late, is not tried again
+// here: the next request slides), rotates its
 // token when Config.RotateEvery has passed, and sets the cookie when either
 // changed it.
 func (m *Manager[T]) refresh(ctx context.Context, w http.ResponseWriter, r *http.Request, s *Session[T], f fetched, now time.Time) (*Session[T], error) {
 	moved := f.slid
-	if !f.slid && m.touchDue(now, s.expires, s.absolute, m.ownIdle(s.life)) {
+	if !f.judged && m.touchDue(now, s.expires, s.absolute, m.ownIdle(s.life)) {
 		deadline := m.idleDeadline(now, s.absolute, m.idleOf(s.life))
 		switch err := m.st.Touch(ctx, s.key, now, deadline); {
 		case errors.Is(err, backend.ErrNotFound):

@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -380,5 +381,35 @@ func TestStoreFallbacks(t *testing.T) {
 	}
 	if got, _ := counting.inner.Get(ctx, "b"); !got.Expires.Equal(now.Add(2 * time.Hour)) {
 		t.Errorf("getTouch moved an ended entry's deadline to %v", got.Expires)
+	}
+}
+
+// decliningStore is a store whose GetTouch reads but never slides, as a
+// store at millisecond precision declines a slide to the deadline it
+// already holds, or one that found the slide late.
+type decliningStore struct{ *countingStore }
+
+func (d decliningStore) GetTouch(ctx context.Context, key string, now, ifBefore, expires time.Time) (backend.Entry, bool, error) {
+	return d.countingStore.GetTouch(ctx, key, now, time.Time{}, expires)
+}
+
+// TestLoadDoesNotSlideAgainWhatTheStoreDeclined: when the store judged a
+// slide in the load's own round trip (GetTouch) and declined it, the core
+// does not send a Touch of its own: a read stays one round trip.
+func TestLoadDoesNotSlideAgainWhatTheStoreDeclined(t *testing.T) {
+	clock := newFakeClock()
+	counting := newCountingStore(t, clock.Now)
+	env := newTestEnv[visitV1](t, Config{Store: decliningStore{counting}, Now: clock.Now, TouchInterval: time.Nanosecond})
+	env.store = counting
+	cookie := newStoredSession(t, env)
+	clock.Advance(time.Minute) // a slide is due
+	before := counting.touches.Load()
+	for range 5 {
+		if s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie)); s.IsNew() {
+			t.Fatal("the session is gone")
+		}
+	}
+	if n := counting.touches.Load() - before; n != 0 {
+		t.Fatalf("5 reads sent %d Touch calls after the store declined the slide, want 0", n)
 	}
 }
