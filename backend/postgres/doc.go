@@ -109,9 +109,9 @@
 // request holds locked (FOR UPDATE SKIP LOCKED), so that no batch waits for
 // a request nor holds locks for long. Owner records past their limit go the
 // same way. Close stops the goroutine; Cleanup runs one pass by hand (with a
-// negative CleanupInterval, from a cron job say). Removing 1,000,000 expired
-// rows while requests of live sessions go on delays none of them by more
-// than a few milliseconds (bench/RESULTS.md, BenchmarkPostgresCleanup).
+// negative CleanupInterval, from a cron job say). bench/RESULTS.md
+// (BenchmarkPostgresCleanup) times the removal of 1,000,000 expired rows
+// and the longest wait of a request served meanwhile.
 //
 // # Lost replies
 //
