@@ -331,9 +331,10 @@ func (s *Store) Get(ctx context.Context, key string) (backend.Entry, error) {
 // backend.ErrNotFound and is left alone, even while Redis keeps it.
 //
 // When Redis refuses the move for lack of memory (maxmemory with
-// noeviction), or the script runs after the context's deadline, GetTouch
-// returns the entry with its deadline where it was and touched false: the
-// session is served, and the next load tries again.
+// noeviction) or of replicas (min-replicas-to-write), or the script runs
+// after the context's deadline, GetTouch returns the entry with its
+// deadline where it was and touched false: the session is served, and the
+// next load tries again.
 func (s *Store) GetTouch(ctx context.Context, key string, now, ifBefore, expires time.Time) (backend.Entry, bool, error) {
 	return s.getTouch(ctx, "get", key, ms(now), ms(ifBefore), ms(expires))
 }
@@ -467,9 +468,9 @@ func writeResult(n int64) error {
 // backend.ErrNotFound and is left alone, even while Redis keeps it.
 //
 // When Redis refuses the move for lack of memory (maxmemory with
-// noeviction), Touch leaves the deadline where it was and reports success:
-// a refresh is worth trying again on the next request, not failing this
-// one for.
+// noeviction) or of replicas (min-replicas-to-write), Touch leaves the
+// deadline where it was and reports success: a refresh is worth trying
+// again on the next request, not failing this one for.
 func (s *Store) Touch(ctx context.Context, key string, now, expires time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("touch", err)

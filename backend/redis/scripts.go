@@ -24,7 +24,7 @@ const (
 	replyConflict = 0  // another version is live, or a live key is in the way
 	replyMissing  = -1 // the live entry the write needs is not there
 	replyLate     = -2 // Redis's clock is past the write's not-after time: not applied, and no copy of it ever will be
-	replyNoMemory = 2  // touch only: the slide was refused for lack of memory (maxmemory): nothing changed
+	replyNoMemory = 2  // touch only: the slide was refused for lack of memory or of replicas: nothing changed
 )
 
 // prelude is Lua shared by the scripts.
@@ -41,8 +41,9 @@ const (
 // anything: a copy that arrives late is refused, and since Redis's clock
 // only moves on, so is every later copy.
 //
-// oom reports whether res, the result of redis.pcall, is Redis's refusal
-// for lack of memory (maxmemory with noeviction).
+// refused reports whether res, the result of redis.pcall, is Redis's
+// refusal of a write for lack of memory (maxmemory with noeviction) or of
+// replicas (min-replicas-to-write): the write changed nothing.
 //
 // Scripts are replicated by their effects (the only way since Redis 7, the
 // default since 5; asked for explicitly before), so that a script may
@@ -61,8 +62,9 @@ local function late(na)
 	local t = redis.call('TIME')
 	return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > na
 end
-local function oom(res)
-	return type(res) == 'table' and type(res.err) == 'string' and string.find(res.err, 'OOM', 1, true) ~= nil
+local function refused(res)
+	if type(res) ~= 'table' or type(res.err) ~= 'string' then return false end
+	return string.find(res.err, 'OOM', 1, true) ~= nil or string.find(res.err, 'NOREPLICAS', 1, true) ~= nil
 end
 `
 
@@ -79,8 +81,8 @@ var (
 	// touch), expires, na. Returns false (missing) or {d, v, e, l,
 	// touched, i}. An entry with its own idle timeout (field i, ms) slides
 	// by it, as backend.Slide says. The slide is skipped, and the entry still returned, when
-	// it would come late or Redis refuses it for lack of memory: a read is
-	// served all the same, and the next one slides.
+	// it would come late or Redis refuses it for lack of memory or of
+	// replicas: a read is served all the same, and the next one slides.
 	getTouchScript = newScript(prelude + `
 local r = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'l', 'i')
 if not r[1] then return false end
@@ -108,7 +110,7 @@ if ifBefore > 0 and exp < ifBefore then
 			return false
 		end
 		local res = redis.pcall('HSET', KEYS[1], 'e', new)
-		if not oom(res) then
+		if not refused(res) then
 			if type(res) == 'table' and res.err then return res end
 			redis.call('PEXPIREAT', KEYS[1], new)
 			if redis.call('EXISTS', KEYS[1]) == 0 then return false end
@@ -164,7 +166,7 @@ return 1
 	// KEYS[1]; ARGV: now, expires, na. Returns 0 when missing (or its e is
 	// not after now), 1 when the deadline is where it was asked to be
 	// (moved now, or already), 2 when Redis refused the slide for lack of
-	// memory. A new deadline not after now deletes the key.
+	// memory or of replicas. A new deadline not after now deletes the key.
 	touchScript = newScript(prelude + `
 local r = redis.call('HMGET', KEYS[1], 'e', 'l')
 if not r[1] then return 0 end
@@ -180,7 +182,7 @@ if new <= now then
 	return 1
 end
 local res = redis.pcall('HSET', KEYS[1], 'e', new)
-if oom(res) then return 2 end
+if refused(res) then return 2 end
 if type(res) == 'table' and res.err then return res end
 redis.call('PEXPIREAT', KEYS[1], new)
 return 1

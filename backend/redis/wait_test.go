@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -316,5 +317,44 @@ func (h movedCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) gore
 			}
 		}
 		return err
+	}
+}
+
+// TestReadWithRefreshDueServedWithoutReplicas: a primary with
+// min-replicas-to-write 1 and no replica refuses writes (NOREPLICAS). A
+// read whose idle-deadline refresh is due still serves the session (the
+// slide is skipped, as at maxmemory), Touch reports success and changes
+// nothing, and a change is refused with the ErrorHandler's 500, nothing
+// of it stored.
+func TestReadWithRefreshDueServedWithoutReplicas(t *testing.T) {
+	needBinaries(t)
+	srv := redistest.StartServer(t)
+	client := srv.Client()
+	st := newStore(t, client)
+	a := newApp(t, st, sessions.Config{IdleTimeout: 30 * time.Minute, TouchInterval: time.Minute})
+	_, _, cookie := a.do(t, "/inc", "")
+	keys, err := client.Keys(t.Context(), prefix(t)+"*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys under the prefix: %v, %v", keys, err)
+	}
+	before := snapshot(t, client, prefix(t))
+	if err := client.ConfigSet(t.Context(), "min-replicas-to-write", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.clock.Advance(2 * time.Minute) // refresh due
+	for i := range 3 {
+		if code, body, _ := a.do(t, "/read", cookie); code != 200 || body != "1" {
+			t.Fatalf("read %d with refresh due and no replica: %d %q, want 200 and the session (1)", i, code, body)
+		}
+	}
+	key := strings.TrimPrefix(keys[0], prefix(t))
+	if err := st.Touch(t.Context(), key, a.clock.Now(), a.clock.Now().Add(time.Hour)); err != nil {
+		t.Errorf("Touch refused for want of replicas: %v, want success (nothing changed)", err)
+	}
+	if code, _, _ := a.do(t, "/inc", cookie); code != http.StatusInternalServerError {
+		t.Errorf("a change with no replica answered %d, want 500", code)
+	}
+	if after := snapshot(t, client, prefix(t)); after != before {
+		t.Errorf("Redis changed without a replica:\nbefore %s\nafter  %s", before, after)
 	}
 }
