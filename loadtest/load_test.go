@@ -319,11 +319,21 @@ func (c *client) final(t *testing.T) {
 // followed by a GET /api/me.
 func load(t *testing.T, base string, d time.Duration, reads bool, during func()) []*client {
 	t.Helper()
-	cs := make([]*client, clients)
-	for i := range cs {
-		cs[i] = newClient(t, i, base)
-		if err := cs[i].login(); err != nil {
-			t.Fatal(err)
+	return loadAll(t, []string{base}, d, reads, during)[0]
+}
+
+// loadAll is load on several apps at once, with clients of its own for
+// each: it returns the clients of bases[i] at i.
+func loadAll(t *testing.T, bases []string, d time.Duration, reads bool, during func()) [][]*client {
+	t.Helper()
+	all := make([][]*client, len(bases))
+	for b, base := range bases {
+		all[b] = make([]*client, clients)
+		for i := range all[b] {
+			all[b][i] = newClient(t, i, base)
+			if err := all[b][i].login(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -333,17 +343,17 @@ func load(t *testing.T, base string, d time.Duration, reads bool, during func())
 	defer cancel()
 	var wg sync.WaitGroup
 	start := time.Now()
-	for _, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				c.visit()
-				if reads {
-					c.read()
+	for _, cs := range all {
+		for _, c := range cs {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					c.visit()
+					if reads {
+						c.read()
+					}
 				}
-			}
-		}()
+			})
+		}
 	}
 	if during != nil {
 		during()
@@ -352,8 +362,10 @@ func load(t *testing.T, base string, d time.Duration, reads bool, during func())
 		cancel()
 	}
 	wg.Wait()
-	report(t, cs, time.Since(start))
-	return cs
+	for _, cs := range all {
+		report(t, cs, time.Since(start))
+	}
+	return all
 }
 
 // totals sums the clients' answers.
