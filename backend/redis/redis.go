@@ -107,6 +107,34 @@
 // fails without an answer or with CLUSTERDOWN, so that requests succeed
 // again within moments of the cluster being OK.
 //
+// # Replicas and failover
+//
+// Redis replicates asynchronously: a primary answers a write before its
+// replicas have it. When a replica is promoted, the old primary's writes
+// that had not reached it are lost, and so are the writes the old primary
+// still takes after the promotion: after an operator's SENTINEL FAILOVER
+// it keeps running, and go-redis keeps writing to it until the sentinels
+// announce the new primary, up to about a second later; they are undone
+// when it becomes the new primary's replica. The README gives the
+// figures. Two remedies:
+//
+//   - min-replicas-to-write N (a server setting): a primary with fewer
+//     than N replicas refuses writes (NOREPLICAS: a plain failure,
+//     nothing stored; a slide of the idle deadline is skipped, as at
+//     maxmemory). The old primary refuses them as soon as its replica has
+//     left it to be promoted. It costs nothing per request, but does not
+//     cover a primary cut off from its replicas without knowing it, for
+//     up to min-replicas-max-lag.
+//   - Options.WaitReplicas: a write is answered as stored only once that
+//     many replicas acknowledged it (WAIT), otherwise with an error
+//     wrapping backend.ErrUnknownOutcome. Set it to the number of replicas
+//     of each primary: a write every replica has survives a failover to
+//     any of them. Fewer is not enough: a replica that has not yet
+//     followed the new primary acknowledges the old primary's writes, then
+//     follows the new primary and drops them. A primary with fewer
+//     replicas than that (one is down, or resyncing after a failover)
+//     answers every write unknown, after WaitTimeout.
+//
 // Memory: a load whose idle-deadline refresh is due, on a Redis at
 // maxmemory with noeviction, is served without the refresh (GetTouch
 // returns the entry unmoved, Touch reports success): the next load tries
@@ -179,7 +207,11 @@ type Options struct {
 	// stored survives a failover. Redis replicates asynchronously: by
 	// default a primary that fails over loses the writes it acknowledged
 	// but had not yet passed on (see the package documentation, Replicas
-	// and failover).
+	// and failover). Set it to the number of replicas of each primary:
+	// with fewer, a failover can still lose writes a replica acknowledged
+	// (the README measures it), and a primary that has fewer replicas
+	// than WaitReplicas (one is down, or resyncing after a failover)
+	// answers every write unknown, after WaitTimeout.
 	//
 	// After a write's script, on the same connection, the store sends
 	// WAIT WaitReplicas WaitTimeout (in one round trip with the script,
