@@ -49,7 +49,7 @@
 //
 // The cookie: the demo serves plain HTTP, so its cookie, demo_session, is
 // not Secure (Config.Cookie.Insecure) and works on any host name; pass
-// -secure-cookie when it runs behind TLS (browsers also keep a Secure
+// -secure-cookie when it runs behind TLS (Chromium also keeps a Secure
 // cookie from http://localhost and http://127.0.0.1). It is HttpOnly,
 // SameSite=Lax, Path=/, and ends with the browser session unless "remember
 // me" was ticked at login (then it lasts 14 days after the last request).
