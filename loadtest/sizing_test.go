@@ -155,7 +155,9 @@ func sizeAndSpeed[T any](t *testing.T, primary, replica *redistest.Server, name 
 	newMgr := func(wait int) *sessions.Manager[T] {
 		client := goredis.NewClient(&goredis.Options{Addr: primary.Addr(), ContextTimeoutEnabled: true, PoolSize: 64})
 		t.Cleanup(func() { client.Close() })
-		st, err := redis.New(ctx, client, redis.Options{Prefix: prefix, WaitReplicas: wait})
+		// A generous WaitTimeout: a busy machine's replica may be slow to
+		// acknowledge, and every request must succeed.
+		st, err := redis.New(ctx, client, redis.Options{Prefix: prefix, WaitReplicas: wait, WaitTimeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -106,7 +106,12 @@ func TestWaitTimeoutIsUnknownOutcome(t *testing.T) {
 	const within = 200 * time.Millisecond
 	st := newWaitStore(t, client, 1, within)
 	a := newApp(t, st, sessions.Config{Now: time.Now})
-	_, _, cookie := a.do(t, "/inc", "")
+	// The session is made by a store that does not wait, so that a busy
+	// machine's slow replica cannot make it unknown.
+	_, _, cookie := newApp(t, newStore(t, client), sessions.Config{Now: time.Now}).do(t, "/inc", "")
+	if cookie == "" {
+		t.Fatal("no session made")
+	}
 	p := prefix(t)
 
 	replica.Pause()
@@ -233,7 +238,10 @@ func TestWaitOnClusterGoesToKeysNode(t *testing.T) {
 	client.OnNewNode(func(c *goredis.Client) {
 		c.AddHook(movedCounter{&mu, &moved})
 	})
-	st := newWaitStore(t, client, 1, 200*time.Millisecond)
+	// A second for the replicas that answer: a busy machine may be slow.
+	// The keys are written concurrently, so that those whose replica hangs
+	// take that second together.
+	st := newWaitStore(t, client, 1, time.Second)
 	ctx := t.Context()
 	primaries := cluster.Primaries()
 	hung, other := primaries[0], primaries[1]
@@ -252,19 +260,24 @@ func TestWaitOnClusterGoesToKeysNode(t *testing.T) {
 
 	replica := cluster.ReplicasOf(hung)[0]
 	replica.Pause()
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Go(func() { errs[i] = st.Set(ctx, k, entry) })
+	}
+	wg.Wait()
+	replica.Resume()
 	onHung := 0
-	for _, k := range keys {
-		err := st.Set(ctx, k, entry)
+	for i, k := range keys {
 		if on(k) == hung.Addr() {
 			onHung++
-			if !errors.Is(err, backend.ErrUnknownOutcome) {
-				t.Errorf("%s, on the primary whose replica hangs: %v, want ErrUnknownOutcome", k, err)
+			if !errors.Is(errs[i], backend.ErrUnknownOutcome) {
+				t.Errorf("%s, on the primary whose replica hangs: %v, want ErrUnknownOutcome", k, errs[i])
 			}
-		} else if err != nil {
-			t.Errorf("%s, on a primary whose replica answers: %v", k, err)
+		} else if errs[i] != nil {
+			t.Errorf("%s, on a primary whose replica answers: %v", k, errs[i])
 		}
 	}
-	replica.Resume()
 	if onHung == 0 || onHung == len(keys) {
 		t.Fatalf("%d of %d keys on the primary whose replica hung: the test tests nothing", onHung, len(keys))
 	}
