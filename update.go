@@ -129,8 +129,9 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 	}
 	defer unlock()
 	batch := m.updating.take(l, own)
-	if !slices.Contains(batch, own) {
-		return m.afterBatch(w, s, own, expires) // applied by the holder before
+	if batch == nil {
+		<-own.done // applied by the holder before, which has delivered it
+		return m.afterBatch(w, s, own, expires)
 	}
 	if h := l.last; h != nil && h.key == s.key && h.version > s.version {
 		// The Update before this one in this process saved a later state:
@@ -419,6 +420,12 @@ func (k *keyLocks) join(ctx context.Context, key string, p *pending) (holder boo
 func (k *keyLocks) take(l *keyLock, self *pending) []*pending {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if self.taken {
+		// A holder before applied self already (its request got the lock
+		// as that holder let go of it): take nothing, or the Updates taken
+		// here would be applied by nobody.
+		return nil
+	}
 	var batch, rest []*pending
 	for _, p := range l.queue {
 		if p == self || !p.solo {
