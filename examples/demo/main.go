@@ -21,6 +21,10 @@
 //	-addr ADDR                 address to listen on (default 127.0.0.1:8080)
 //	-redis ADDR                keep sessions in one Redis (or a primary without Sentinel)
 //	-redis-cluster ADDR,ADDR   keep sessions in a Redis Cluster, given its seed nodes
+//	-redis-sentinel MASTER@ADDR,ADDR
+//	                           keep sessions in the Redis primary MASTER found through these sentinels
+//	-redis-wait N              every Redis write waits for N replicas (redis.Options.WaitReplicas;
+//	                           set it to the number of replicas; with none, every write answers 504)
 //	-redis-prefix PREFIX       key prefix in Redis (default "demo:session:")
 //	-postgres DSN              keep sessions in PostgreSQL (a pgx connection string or URL)
 //	-postgres-table NAME       table in PostgreSQL (default "demo_sessions"), created if missing
@@ -28,7 +32,7 @@
 //	-take-turns                requests of one session wait for each other in this process
 //	                           (Config.TakeTurns), instead of merging their plain writes at commit
 //
-// -redis, -redis-cluster and -postgres exclude each other. The demo checks at
+// -redis, -redis-cluster, -redis-sentinel and -postgres exclude each other. The demo checks at
 // startup, within 5 s, that its store answers (and, on PostgreSQL, creates
 // the table with postgres.CreateSchema), and exits with an error if it does
 // not.
@@ -123,6 +127,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	takeTurns := fs.Bool("take-turns", false, "make the requests of one session wait for each other in this process (Config.TakeTurns) instead of merging their plain writes")
 	redisAddr := fs.String("redis", "", "keep sessions in the Redis at this `address` (one node, or a primary without Sentinel)")
 	clusterAddrs := fs.String("redis-cluster", "", "keep sessions in the Redis Cluster with these comma-separated seed `addresses`")
+	sentinel := fs.String("redis-sentinel", "", "keep sessions in the Redis primary `MASTER@ADDR,ADDR` found through these comma-separated sentinels")
+	wait := fs.Int("redis-wait", 0, "every Redis write waits for this many `replicas` (redis.Options.WaitReplicas: set it to the number of replicas)")
 	prefix := fs.String("redis-prefix", "demo:session:", "key `prefix` of the sessions in Redis")
 	dsn := fs.String("postgres", "", "keep sessions in the PostgreSQL database at this `DSN` (pgx connection string or URL)")
 	table := fs.String("postgres-table", "demo_sessions", "`table` of the sessions in PostgreSQL, created if missing")
@@ -137,14 +143,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	storeName := "memory"
 	var client goredis.UniversalClient
 	given := 0
-	for _, f := range []string{*redisAddr, *clusterAddrs, *dsn} {
+	for _, f := range []string{*redisAddr, *clusterAddrs, *sentinel, *dsn} {
 		if f != "" {
 			given++
 		}
 	}
 	switch {
 	case given > 1:
-		return errors.New("-redis, -redis-cluster and -postgres exclude each other: give one")
+		return errors.New("-redis, -redis-cluster, -redis-sentinel and -postgres exclude each other: give one")
 	case *dsn != "":
 		if _, err := postgres.SchemaSQL(*table); err != nil {
 			return fmt.Errorf("-postgres-table: %w", err)
@@ -178,12 +184,26 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			// changes that cause no error (the store reloads it on errors).
 			DialTimeout: time.Second, ClusterStateReloadInterval: 5 * time.Second})
 		storeName = "redis-cluster " + strings.Join(seeds, ",")
+	case *sentinel != "":
+		master, list, _ := strings.Cut(*sentinel, "@")
+		var addrs []string
+		for a := range strings.SplitSeq(list, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				addrs = append(addrs, a)
+			}
+		}
+		if master == "" || len(addrs) == 0 {
+			return fmt.Errorf("-redis-sentinel %q: want MASTER@ADDR,ADDR", *sentinel)
+		}
+		client = goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: master, SentinelAddrs: addrs,
+			ContextTimeoutEnabled: true, DialTimeout: time.Second})
+		storeName = "redis-sentinel " + *sentinel
 	}
 	if client != nil {
 		// Deferred first, so it runs after mgr.Close: the client outlives
 		// the manager that uses it.
 		defer client.Close()
-		store, err := newRedisStore(ctx, client, *prefix)
+		store, err := newRedisStore(ctx, client, redis.Options{Prefix: *prefix, WaitReplicas: *wait})
 		if err != nil {
 			return fmt.Errorf("%s is unreachable: %w", storeName, err)
 		}
@@ -221,10 +241,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // newRedisStore makes the Redis store, giving Redis storeTimeout to answer.
-func newRedisStore(ctx context.Context, client goredis.UniversalClient, prefix string) (*redis.Store, error) {
+func newRedisStore(ctx context.Context, client goredis.UniversalClient, opts redis.Options) (*redis.Store, error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	return redis.New(ctx, client, redis.Options{Prefix: prefix})
+	return redis.New(ctx, client, opts)
 }
 
 // newPostgresStore opens a pool to dsn, creates the sessions table if it is
