@@ -279,6 +279,10 @@ func makeMaps(v reflect.Value) {
 	}
 }
 
+// mergeTurnWait bounds how long a conflicting save waits for its turn among
+// this process's writes of the session before it merges without it.
+const mergeTurnWait = 2 * time.Second
+
 // maxMerges bounds how many times a save merges with a newer stored state
 // before it gives up with ErrConflict.
 const maxMerges = 32

@@ -232,6 +232,17 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 		}
 		ownOwner, ownCSRF := s.owner, s.csrf
 		ownerChanged, csrfChanged := s.owner != s.base.owner, !bytes.Equal(s.csrf, s.base.csrf)
+		if errors.Is(err, backend.ErrConflict) && policy != conflictRetry {
+			// Merge in turn with this process's other writes of the
+			// session (Updates included), so that only other processes'
+			// writes can make a merge meet a newer state; wait at most a
+			// little, then merge without the turn.
+			wctx, cancel := context.WithTimeout(ctx, mergeTurnWait)
+			if unlock, _, lerr := m.updating.lock(wctx, s.key); lerr == nil {
+				defer unlock()
+			}
+			cancel()
+		}
 		for tries := 0; errors.Is(err, backend.ErrConflict) && !isMergeConflict(err) && policy != conflictRetry && tries < maxMerges; tries++ {
 			// Another request saved meanwhile: merge the two changes, and
 			// keep this request's owner and CSRF secret where it set them.
