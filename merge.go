@@ -285,7 +285,7 @@ const mergeTurnWait = 2 * time.Second
 
 // maxMerges bounds how many times a save merges with a newer stored state
 // before it gives up with ErrConflict.
-const maxMerges = 32
+const maxMerges = 256
 
 // merged is the result of mergeStored.
 type merged[T any] struct {
