@@ -156,7 +156,7 @@ func TestEnvelopeRejectsCorruptInput(t *testing.T) {
 		{"field length past the end", append(append([]byte{}, good[:fixedV2]...), 1, 200, 'a')},
 		{"bad varint", append(append([]byte{}, good[:fixedV2]...), 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)},
 		{"zero timestamps", append([]byte{envelopeMagic, envelopeFormat, 0}, make([]byte, fixedV2)...)},
-		{"sealed part too short", sealed[:len(sealed)-len(sealed)+fixedV2+2]},
+		{"sealed part too short", sealed[:fixedV2+2]},
 		{"owner without its hash", appendEnvelope(nil, &envelope{created: now, absolute: now, issued: now}, nil, "")[: fixedV2+1 : fixedV2+1]},
 	}
 	tests[len(tests)-1].b = append(append([]byte{}, tests[len(tests)-1].b...), fieldOwner, 1, 'x', fieldEnd)
