@@ -250,6 +250,7 @@ func (m *Manager[T]) makeRoom(ctx context.Context, s *Session[T]) ([]ownedSessio
 // ownerWrite is what ownerBefore leaves for ownerAfter to do.
 type ownerWrite struct {
 	recorded bool           // the key was recorded before the write: record it again
+	atomic   bool           // the write itself records the key and drops the old one's (backend.OwnerRecorder)
 	evict    []ownedSession // the owner's sessions to end for room
 }
 
@@ -257,8 +258,11 @@ type ownerWrite struct {
 // an owner and the index must learn key (a new session, a new owner, a new
 // token), it checks MaxSessionsPerOwner and records key in the owner index
 // first, so that every live session of an owner is indexed (a failed write
-// leaves only a dead record, which the index tolerates).
-func (m *Manager[T]) ownerBefore(ctx context.Context, s *Session[T], key string, absolute time.Time) (ownerWrite, error) {
+// leaves only a dead record, which the index tolerates). On a store that
+// records owners with the write itself (backend.OwnerRecorder), a write to
+// a new key (fresh is true: a new session, Migrate) gets the owner in e
+// instead, and nothing is recorded apart.
+func (m *Manager[T]) ownerBefore(ctx context.Context, s *Session[T], key string, absolute time.Time, fresh bool, e *backend.Entry) (ownerWrite, error) {
 	var ow ownerWrite
 	if s.owner == "" || m.st.indexer == nil || (!s.ownerChanged() && key == s.key && !s.isNew) {
 		return ow, nil
@@ -270,6 +274,10 @@ func (m *Manager[T]) ownerBefore(ctx context.Context, s *Session[T], key string,
 		}
 		ow.evict = evict
 	}
+	if fresh && m.st.recordsOwners {
+		e.Owner, ow.atomic = indexID(s.owner), true
+		return ow, nil
+	}
 	if err := m.st.indexer.AddOwned(ctx, indexID(s.owner), key, absolute); err != nil {
 		return ow, fmt.Errorf("owner index: %w", err)
 	}
@@ -279,7 +287,8 @@ func (m *Manager[T]) ownerBefore(ctx context.Context, s *Session[T], key string,
 
 // ownerAfter runs after s was written: it records s's key again (a
 // concurrent Sessions or DestroyAll that looked between the first record and
-// the write found no entry and pruned the record), ends the sessions
+// the write found no entry and pruned the record; not after a write that
+// recorded it itself, ow.atomic), ends the sessions
 // makeRoom chose, and drops the index records of the previous owner prev and
 // of oldKey ("" for none). Failures here only cost a little room in the
 // index, or leave an owner one session over the bound until the next login:
@@ -299,11 +308,13 @@ func (m *Manager[T]) ownerAfter(ctx context.Context, s *Session[T], ow ownerWrit
 			m.cfg.Logger.WarnContext(ctx, "sessions: ending a session over MaxSessionsPerOwner failed", "session", o.info.Handle, "err", err)
 		}
 	}
-	if prev == "" {
-		return
+	if prev == "" || (ow.atomic && (prev == s.owner || oldKey == "")) {
+		return // (an atomic write dropped the owner's record of the old key)
 	}
 	var err error
 	switch {
+	case ow.atomic:
+		err = m.st.indexer.RemoveOwned(ctx, indexID(prev), oldKey) // the new key was recorded for s.owner only
 	case prev != s.owner && oldKey != "":
 		err = m.st.indexer.RemoveOwned(ctx, indexID(prev), oldKey, s.key)
 	case prev != s.owner:

@@ -26,6 +26,9 @@ import (
 //   - Without backend.GetToucher, getTouch is a Get and, when due, a Touch.
 //   - backend.Indexer has no fallback: indexer is nil without it, and the
 //     features that need it say so (backend.ErrUnsupported).
+//   - Without backend.OwnerRecorder (or without native SetIf and Replace,
+//     whose atomic step it extends), recordsOwners is false and the core
+//     keeps the owner index around its writes (see Manager.ownerBefore).
 type store struct {
 	backend.Store
 	cas        backend.Conditional
@@ -33,6 +36,10 @@ type store struct {
 	getToucher backend.GetToucher
 	indexer    backend.Indexer
 	inProcess  bool // backend.InProcess says the bytes stay in this process
+
+	// recordsOwners: SetIf (old 0) and Replace record Entry.Owner in the
+	// write's own atomic step (backend.OwnerRecorder).
+	recordsOwners bool
 }
 
 func newStore(st backend.Store) store {
@@ -43,6 +50,9 @@ func newStore(st backend.Store) store {
 	s.indexer, _ = st.(backend.Indexer)
 	if ip, ok := st.(backend.InProcess); ok {
 		s.inProcess = ip.InProcess()
+	}
+	if or, ok := st.(backend.OwnerRecorder); ok {
+		s.recordsOwners = or.RecordsOwners() && s.cas != nil && s.replacer != nil
 	}
 	return s
 }

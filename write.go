@@ -214,7 +214,8 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 		Version: version,
 		Idle:    m.ownIdle(s.life),
 	}
-	ow, err := m.ownerBefore(ctx, s, key, absolute)
+	fresh := s.isNew || st == stepMigrate
+	ow, err := m.ownerBefore(ctx, s, key, absolute, fresh, &e)
 	if err != nil {
 		return err
 	}

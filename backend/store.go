@@ -98,6 +98,15 @@ type Entry struct {
 	// caller's. Stores keep it beside the entry and return it unchanged.
 	Idle time.Duration
 
+	// Owner is set by the core only for a store that implements
+	// OwnerRecorder, and only on the writes that put a session with an
+	// owner under a new key: SetIf with old 0 and Replace. It is the owner
+	// as the core gives it to Indexer (hash or escape it as for AddOwned).
+	// Such a store records the new key under Owner until Limit in the same
+	// atomic step as the write (see OwnerRecorder). Other stores, and Get,
+	// ignore it: it is never stored in the entry.
+	Owner string
+
 	// Version is chosen by the writer and returned by Get unchanged. The
 	// core starts a session at 1 and counts up with every write, so a stored
 	// version is never 0 (0 means "no entry" to SetIf); stores without
@@ -236,6 +245,29 @@ type Indexer interface {
 	// Owned returns the keys recorded for owner whose limit has not
 	// passed, in no particular order; none is not an error.
 	Owned(ctx context.Context, owner string) ([]string, error)
+}
+
+// OwnerRecorder may be implemented by an Indexer that keeps the owner
+// index in the same transaction as the entries, so that the core needs no
+// AddOwned around a login:
+//
+//   - SetIf with old 0 and an Entry.Owner records key under Owner until
+//     the entry's Limit (as AddOwned does) if and only if it writes the
+//     entry;
+//   - Replace with an Entry.Owner records newKey under Owner, and drops
+//     Owner's record of oldKey, if and only if it moves the entry (the
+//     records of another owner, when the session changed hands, the core
+//     removes with RemoveOwned).
+//
+// A write sent again after a lost reply must find both done or neither.
+// Without OwnerRecorder (or when RecordsOwners reports false), the core
+// records the key with AddOwned before the write (so that a live session is
+// never missing from the index, even for a moment) and again after it (in
+// case a concurrent listing pruned the first record as dead), and removes
+// the old key's record with RemoveOwned: two or three more round trips.
+type OwnerRecorder interface {
+	Indexer
+	RecordsOwners() bool
 }
 
 // InProcess may be implemented by a Store that keeps its bytes only in the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -118,7 +119,8 @@ func startApp(t *testing.T, args ...string) string {
 		case os.Getenv("LOADTEST_DEBUG") != "":
 			t.Logf("loadapp stderr:\n%s", stderr.String())
 		case t.Failed():
-			t.Logf("loadapp stderr (last 8 KiB):\n%s", tail(stderr.String(), 8<<10))
+			t.Logf("loadapp's failed requests by kind:\n%s", failureKinds(stderr.String()))
+			t.Logf("loadapp stderr (last 4 KiB):\n%s", tail(stderr.String(), 4<<10))
 		}
 	})
 	lines := make(chan string, 1)
@@ -160,6 +162,28 @@ func (b *syncBuilder) String() string {
 	return b.b.String()
 }
 
+// ids matches session handles and the like in loadapp's log lines.
+var ids = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|\b\d+(\.\d+)?(ms|s|µs)\b`)
+
+// failureKinds counts loadapp's "request failed" log lines by status and
+// error, with session ids and durations masked: every kind of failure of
+// a run, however long its log.
+func failureKinds(log string) string {
+	counts := map[string]int{}
+	for line := range strings.Lines(log) {
+		_, rest, ok := strings.Cut(line, "loadapp: request failed ")
+		if !ok {
+			continue
+		}
+		counts[ids.ReplaceAllString(strings.TrimSpace(rest), "…")]++
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(&b, "%6d  %s\n", counts[k], k)
+	}
+	return b.String()
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -186,6 +210,8 @@ type client struct {
 	lostUser  int       // times the session vanished (an answer without the user)
 	anonymous bool      // the session vanished: the client goes on without a user
 	lastFail  time.Time // when the last visit that did not succeed ended
+	gap       []string  // the answers not 200 since the last 200: status and body
+	phantoms  []string  // for every phantom, the answers of its gap and the 200 that showed it
 }
 
 func newClient(t *testing.T, id int, base string) *client {
@@ -264,6 +290,7 @@ func (c *client) visit() bool {
 	if err != nil {
 		c.visits[0]++
 		c.ledger.AnswerUnknown() // no answer: the client cannot know
+		c.gap = append(c.gap, fmt.Sprintf("%s no answer: %v", end.Format("15:04:05.000"), err))
 		c.lastFail = time.Now()
 		return false
 	}
@@ -273,15 +300,22 @@ func (c *client) visit() bool {
 	switch {
 	case resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&v) == nil:
 		if c.owner(v.User) {
+			before := c.ledger.Phantoms
 			c.ledger.AnswerStored(v.Visits)
+			if c.ledger.Phantoms > before {
+				c.phantoms = append(c.phantoms, fmt.Sprintf("%d extra after %q, then 200 with %d at %s",
+					c.ledger.Phantoms-before, c.gap, v.Visits, end.Format("15:04:05.000")))
+			}
 		}
+		c.gap = c.gap[:0]
 		return true
 	case resp.StatusCode == http.StatusGatewayTimeout:
 		c.ledger.AnswerUnknown() // documented: may or may not be stored
 	default:
 		c.ledger.AnswerFailed()
 	}
-	io.Copy(io.Discard, resp.Body)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	c.gap = append(c.gap, fmt.Sprintf("%s %d %s", end.Format("15:04:05.000"), resp.StatusCode, strings.TrimSpace(string(body))))
 	c.lastFail = time.Now()
 	return false
 }
@@ -432,7 +466,7 @@ func check(t *testing.T, cs []*client, lossOK bool) totals {
 			t.Errorf("%s got %d answers with another session's user", c.user, c.crossed)
 		}
 		if c.ledger.Phantoms > 0 {
-			t.Errorf("%s: increments answered failed were stored: %v", c.user, &c.ledger)
+			t.Errorf("%s: increments answered failed were stored: %v; %s", c.user, &c.ledger, strings.Join(c.phantoms, "; "))
 		}
 		if !lossOK && (c.ledger.Lost > 0 || c.lostUser > 0) {
 			t.Errorf("%s: increments answered stored were lost: %v; session vanished %d times", c.user, &c.ledger, c.lostUser)

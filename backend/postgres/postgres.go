@@ -21,12 +21,13 @@ import (
 // Compile-time checks of the capabilities Store implements. It does not
 // implement backend.InProcess: the core seals what it stores here.
 var (
-	_ backend.Store       = (*Store)(nil)
-	_ backend.Conditional = (*Store)(nil)
-	_ backend.Replacer    = (*Store)(nil)
-	_ backend.GetToucher  = (*Store)(nil)
-	_ backend.Indexer     = (*Store)(nil)
-	_ io.Closer           = (*Store)(nil)
+	_ backend.Store         = (*Store)(nil)
+	_ backend.Conditional   = (*Store)(nil)
+	_ backend.Replacer      = (*Store)(nil)
+	_ backend.GetToucher    = (*Store)(nil)
+	_ backend.Indexer       = (*Store)(nil)
+	_ backend.OwnerRecorder = (*Store)(nil)
+	_ io.Closer             = (*Store)(nil)
 )
 
 // DB is what the store needs of the application's connection pool.
@@ -336,6 +337,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	})
 }
+
+// RecordsOwners reports true: SetIf creating a session and Replace record
+// backend.Entry.Owner in the owner table in the same statement as the row
+// (backend.OwnerRecorder), so that a login costs no separate AddOwned.
+func (s *Store) RecordsOwners() bool { return true }
 
 // ownerHash is the owner column's value: the SHA-256 of owner, so that any
 // string (NUL bytes included) fits and no owner is stored as given.

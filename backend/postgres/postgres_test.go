@@ -138,7 +138,7 @@ type visit struct {
 
 // app is a Manager on a PostgreSQL store and a handler: /inc increments N,
 // /read only reads, /login migrates (/login-owner also
-// sets the session's owner), /logout destroys.
+// sets the session's owner to ann, /login-other to bob), /logout destroys.
 type app struct {
 	mgr     *sessions.Manager[visit]
 	handler http.Handler
@@ -161,10 +161,13 @@ func newApp(t testing.TB, store backend.Store, cfg sessions.Config) *app {
 		switch r.URL.Path {
 		case "/inc":
 			s.Data.N++
-		case "/login", "/login-owner":
+		case "/login", "/login-owner", "/login-other":
 			s.Data.User = "ann"
-			if r.URL.Path == "/login-owner" {
+			switch r.URL.Path {
+			case "/login-owner":
 				s.SetOwner("ann")
+			case "/login-other":
+				s.SetOwner("bob")
 			}
 			if err := mgr.Migrate(w, r, s); err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -123,9 +123,11 @@ func TestRoundTrips(t *testing.T) {
 		{"modifying, refresh due", 3 * time.Minute, "/inc", 2, false, true, ""},
 		{"Migrate (login): load, Replace", time.Minute, "/login", 1 + 2, false, true, `^WITH o AS`},
 		{"read-only after login", time.Minute, "/read", 1, true, false, ""},
-		// The core records an owned session in the index before and after
-		// the write (owner.go): two AddOwned beside the Replace.
-		{"Migrate setting an owner: load, AddOwned, Replace, AddOwned", time.Minute, "/login-owner", 1 + 1 + 2, false, true, ""},
+		// The store records the owner in the Replace itself
+		// (backend.OwnerRecorder): no AddOwned beside it.
+		{"Migrate setting an owner: load, Replace recording it", time.Minute, "/login-owner", 2, true, true, `^WITH o AS`},
+		{"Migrate keeping the owner: load, Replace moving its record", time.Minute, "/login-owner", 2, true, true, `^WITH o AS`},
+		{"Migrate to another owner: load, Replace, the old owner's RemoveOwned", time.Minute, "/login-other", 3, true, true, `^DELETE FROM`},
 		{"destroy: load, Delete, RemoveOwned", time.Minute, "/logout", 3, false, true, ""},
 	}
 	// A first pass prepares every statement on the pool's connection, so

@@ -1,5 +1,7 @@
 package postgres
 
+import "strings"
+
 // The store's statements, with the placeholders of names.fill. Every time
 // parameter is the caller's: the core's now for the operations that take one
 // (Touch, SetIf, Replace, GetTouch), this process's clock for the others.
@@ -145,9 +147,38 @@ ON CONFLICT (owner, key) DO UPDATE SET limit_at = EXCLUDED.limit_at`
 )) AND limit_at <= $1`
 )
 
+// sqlCreateOwned is sqlCreate that also records the key under an owner
+// ($9, its hash) until the limit (none: for ever) in the same statement,
+// if and only if it wrote the row (backend.OwnerRecorder). Returns whether
+// it wrote.
+const sqlCreateOwned = `WITH n AS (
+` + sqlCreate + `
+	RETURNING 1
+), o AS (
+	INSERT INTO {owners} (owner, key, limit_at) SELECT $9, $1, coalesce($6, 'infinity') FROM n
+	ON CONFLICT (owner, key) DO UPDATE SET limit_at = EXCLUDED.limit_at
+)
+SELECT EXISTS (SELECT FROM n)`
+
+// replaceOwners is what sqlReplaceOwned adds to sqlReplace: when the row
+// moved (n), the new key is recorded under the owner ($11, its hash) and
+// the owner's record of the old key dropped, in the same statement.
+const replaceOwners = `, ro AS (
+	DELETE FROM {owners} WHERE owner = $11 AND key = $1 AND EXISTS (SELECT FROM n)
+), ao AS (
+	INSERT INTO {owners} (owner, key, limit_at) SELECT $11, $4, coalesce($8, 'infinity') FROM n
+	ON CONFLICT (owner, key) DO UPDATE SET limit_at = EXCLUDED.limit_at
+)
+SELECT EXISTS (SELECT FROM d)`
+
+// sqlReplaceOwned is sqlReplace with the owner index kept in the same
+// statement (backend.OwnerRecorder).
+var sqlReplaceOwned = strings.Replace(sqlReplace, "\nSELECT EXISTS (SELECT FROM d)", "\n"+replaceOwners, 1)
+
 // statements are a store's statements, filled in with its names once.
 type statements struct {
 	get, getTouch, set, del, create, update, deleteIf, deleteDead, lookup, touch, replace string
+	createOwned, replaceOwned                                                             string
 	addOwned, forgetOwned, removeOwned, owned                                             string
 	cleanup, cleanupOwners                                                                string
 }
@@ -157,7 +188,8 @@ func newStatements(n names) statements {
 		get: n.fill(sqlGet), getTouch: n.fill(sqlGetTouch), set: n.fill(sqlSet), del: n.fill(sqlDelete),
 		create: n.fill(sqlCreate), update: n.fill(sqlUpdate), deleteIf: n.fill(sqlDeleteIf),
 		deleteDead: n.fill(sqlDeleteDead), lookup: n.fill(sqlLookup), touch: n.fill(sqlTouch),
-		replace: n.fill(sqlReplace), addOwned: n.fill(sqlAddOwned), forgetOwned: n.fill(sqlForgetOwned),
+		replace: n.fill(sqlReplace), createOwned: n.fill(sqlCreateOwned), replaceOwned: n.fill(sqlReplaceOwned),
+		addOwned: n.fill(sqlAddOwned), forgetOwned: n.fill(sqlForgetOwned),
 		removeOwned: n.fill(sqlRemoveOwned), owned: n.fill(sqlOwned),
 		cleanup: n.fill(sqlCleanup), cleanupOwners: n.fill(sqlCleanupOwners),
 	}

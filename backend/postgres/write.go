@@ -41,11 +41,21 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time
 		case !e.Expires.After(now):
 			return s.settle(ctx, key, old, now, id, replay, s.sql.deleteIf, key, now, int64(old))
 		case old == 0:
-			tag, err := s.db.Exec(ctx, s.sql.create, key, now, nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id, int64(e.Idle))
-			if err != nil {
-				return err
+			var written bool
+			if e.Owner != "" {
+				err := s.db.QueryRow(ctx, s.sql.createOwned, key, now, nonNil(e.Value), int64(e.Version), e.Expires,
+					limitArg(e.Limit), id, int64(e.Idle), ownerHash(e.Owner)).Scan(&written)
+				if err != nil {
+					return err
+				}
+			} else {
+				tag, err := s.db.Exec(ctx, s.sql.create, key, now, nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id, int64(e.Idle))
+				if err != nil {
+					return err
+				}
+				written = tag.RowsAffected() == 1
 			}
-			if tag.RowsAffected() == 1 {
+			if written {
 				return nil
 			}
 			if replay { // perhaps the row is this write's, sent before
@@ -125,8 +135,12 @@ func (s *Store) Replace(ctx context.Context, oldKey string, old uint64, newKey s
 			moved bool
 			seen  *int64
 		)
-		err := s.db.QueryRow(ctx, s.sql.replace, oldKey, int64(old), now, newKey,
-			nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id, int64(e.Idle)).Scan(&moved, &seen)
+		args := []any{oldKey, int64(old), now, newKey, nonNil(e.Value), int64(e.Version), e.Expires, limitArg(e.Limit), id, int64(e.Idle)}
+		stmt := s.sql.replace
+		if e.Owner != "" {
+			stmt, args = s.sql.replaceOwned, append(args, ownerHash(e.Owner))
+		}
+		err := s.db.QueryRow(ctx, stmt, args...).Scan(&moved, &seen)
 		switch {
 		case err != nil:
 			return err

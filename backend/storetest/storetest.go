@@ -186,6 +186,12 @@ var cases = []struct {
 	{"OwnedUnknown", "Owned of an owner never recorded returns no key and no error.", testOwnedUnknown},
 	{"IndexerContextCanceled", "AddOwned, RemoveOwned and Owned called with a cancelled context return an error matching context.Canceled and change nothing.", testIndexerContextCanceled},
 	{"IndexerConcurrent", "Concurrent AddOwned, RemoveOwned and Owned on one owner are safe: each goroutine sees its own records, and the owner ends with exactly the keys added and not removed.", testIndexerConcurrent},
+
+	// OwnerRecorder.
+	{"OwnerRecordedOnCreate", "SetIf with old 0 and an Entry.Owner records the key under Owner until the entry's Limit; Get does not return the Owner.", testOwnerRecordedOnCreate},
+	{"OwnerNotRecordedOnRefusedCreate", "SetIf with old 0 and an Entry.Owner onto a live key returns ErrConflict and records nothing.", testOwnerNotRecordedOnRefusedCreate},
+	{"OwnerRecordedOnReplace", "Replace with an Entry.Owner records the new key under Owner and drops Owner's record of the old key.", testOwnerRecordedOnReplace},
+	{"OwnerNotRecordedOnRefusedReplace", "Replace with an Entry.Owner that is refused (another version) changes no record.", testOwnerNotRecordedOnRefusedReplace},
 }
 
 // ---- Store cases ----
@@ -1300,6 +1306,15 @@ func getToucher(t *testing.T, s backend.Store) backend.GetToucher {
 	return g
 }
 
+func ownerRecorder(t *testing.T, s backend.Store) backend.OwnerRecorder {
+	t.Helper()
+	x, ok := s.(backend.OwnerRecorder)
+	if !ok || !x.RecordsOwners() {
+		t.Skip("store does not implement backend.OwnerRecorder")
+	}
+	return x
+}
+
 func indexer(t *testing.T, s backend.Store) backend.Indexer {
 	t.Helper()
 	x, ok := s.(backend.Indexer)
@@ -1517,4 +1532,63 @@ func testGetTouchSlidesByEntryIdle(t *testing.T, s backend.Store) {
 			}
 		})
 	}
+}
+
+// ---- OwnerRecorder cases ----
+
+func testOwnerRecordedOnCreate(t *testing.T, s backend.Store) {
+	x := ownerRecorder(t, s)
+	c := conditional(t, s)
+	owner, key := newOwner(t), newKey(t)
+	e := backend.Entry{Value: []byte("v"), Expires: time.Now().Add(long), Limit: time.Now().Add(2 * long), Version: 1, Owner: owner}
+	if err := c.SetIf(t.Context(), key, 0, time.Now(), e); err != nil {
+		t.Fatalf("SetIf with an Owner: %v", err)
+	}
+	wantOwned(t, x, owner, "after SetIf with an Owner", key)
+	got := mustGet(t, s, key)
+	if got.Owner != "" {
+		t.Errorf("Get returned Owner %q, want none", got.Owner)
+	}
+	e.Owner = ""
+	checkEntry(t, "after SetIf with an Owner", got, e)
+}
+
+func testOwnerNotRecordedOnRefusedCreate(t *testing.T, s backend.Store) {
+	x := ownerRecorder(t, s)
+	c := conditional(t, s)
+	owner, key := newOwner(t), newKey(t)
+	mustSet(t, s, key, backend.Entry{Value: []byte("there"), Expires: time.Now().Add(long), Version: 7})
+	e := backend.Entry{Value: []byte("v"), Expires: time.Now().Add(long), Limit: time.Now().Add(2 * long), Version: 1, Owner: owner}
+	if err := c.SetIf(t.Context(), key, 0, time.Now(), e); !errors.Is(err, backend.ErrConflict) {
+		t.Fatalf("SetIf with an Owner onto a live key: %v, want ErrConflict", err)
+	}
+	wantOwned(t, x, owner, "after a refused SetIf with an Owner")
+}
+
+func testOwnerRecordedOnReplace(t *testing.T, s backend.Store) {
+	x := ownerRecorder(t, s)
+	r := replacer(t, s)
+	owner, other, oldKey, newK := newOwner(t), newOwner(t), newKey(t), newKey(t)
+	mustSet(t, s, oldKey, backend.Entry{Value: []byte("before"), Expires: time.Now().Add(long), Version: 3})
+	mustAddOwned(t, x, owner, oldKey, time.Now().Add(long))
+	mustAddOwned(t, x, other, oldKey, time.Now().Add(long))
+	e := backend.Entry{Value: []byte("after"), Expires: time.Now().Add(long), Limit: time.Now().Add(2 * long), Version: 4, Owner: owner}
+	if err := r.Replace(t.Context(), oldKey, 3, newK, time.Now(), e); err != nil {
+		t.Fatalf("Replace with an Owner: %v", err)
+	}
+	wantOwned(t, x, owner, "after Replace with an Owner", newK)
+	wantOwned(t, x, other, "another owner's record of the old key, after Replace", oldKey)
+}
+
+func testOwnerNotRecordedOnRefusedReplace(t *testing.T, s backend.Store) {
+	x := ownerRecorder(t, s)
+	r := replacer(t, s)
+	owner, oldKey, newK := newOwner(t), newKey(t), newKey(t)
+	mustSet(t, s, oldKey, backend.Entry{Value: []byte("before"), Expires: time.Now().Add(long), Version: 3})
+	mustAddOwned(t, x, owner, oldKey, time.Now().Add(long))
+	e := backend.Entry{Value: []byte("after"), Expires: time.Now().Add(long), Limit: time.Now().Add(2 * long), Version: 4, Owner: owner}
+	if err := r.Replace(t.Context(), oldKey, 2, newK, time.Now(), e); !errors.Is(err, backend.ErrConflict) {
+		t.Fatalf("Replace with an Owner and another version: %v, want ErrConflict", err)
+	}
+	wantOwned(t, x, owner, "after a refused Replace with an Owner", oldKey)
 }
