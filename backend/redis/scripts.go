@@ -45,6 +45,21 @@ const (
 // refusal of a write for lack of memory (maxmemory with noeviction) or of
 // replicas (min-replicas-to-write): the write changed nothing.
 //
+// answer(cmd, v) is how a script returns v when it wrote nothing: first it
+// sends a write that changes nothing (removing field or member "" from
+// KEYS[1], by cmd: HDEL for a session's hash, ZREM for an owner's set),
+// which a read-only replica refuses with READONLY before running it, and
+// which a primary neither applies nor replicates; on a replica the script
+// then fails with READONLY instead of answering. A client still connected
+// to a primary that a failover demoted must not take the replica's lagging
+// copy for the store's answer ("missing", "another version", "late",
+// "already applied"): a write sent again after a lost reply would be
+// reported failed though its first copy is on the new primary. (A script
+// that writes needs no such check: Redis refuses its first write there.
+// The check comes last, not first, because any write command, even one
+// that changes nothing, lifts the out-of-memory check of the script's
+// later writes.) Other refusals of the no-op (NOREPLICAS) are ignored.
+//
 // Scripts are replicated by their effects (the only way since Redis 7, the
 // default since 5; asked for explicitly before), so that a script may
 // write after reading TIME.
@@ -61,6 +76,13 @@ local function late(na)
 	if na <= 0 then return false end
 	local t = redis.call('TIME')
 	return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > na
+end
+local function answer(cmd, v)
+	local res = redis.pcall(cmd, KEYS[1], '')
+	if type(res) == 'table' and type(res.err) == 'string' and string.find(res.err, 'READONLY', 1, true) then
+		return redis.error_reply('READONLY sessions: this node is a replica (a failover demoted it?): the script changed nothing')
+	end
+	return v
 end
 local function refused(res)
 	if type(res) ~= 'table' or type(res.err) ~= 'string' then return false end
@@ -85,10 +107,10 @@ var (
 	// replicas: a read is served all the same, and the next one slides.
 	getTouchScript = newScript(prelude + `
 local r = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'l', 'i')
-if not r[1] then return false end
+if not r[1] then return answer('HDEL', false) end
 local exp = tonumber(r[3])
 local now = tonumber(ARGV[1])
-if exp <= now then return false end
+if exp <= now then return answer('HDEL', false) end
 local touched = 0
 local ifBefore = tonumber(ARGV[2])
 local slideTo = tonumber(ARGV[3])
@@ -119,14 +141,14 @@ if ifBefore > 0 and exp < ifBefore then
 		end
 	end
 end
-return {r[1], r[2], exp, r[4], touched, r[5] or '0'}
+return answer('HDEL', {r[1], r[2], exp, r[4], touched, r[5] or '0'})
 `)
 
 	// KEYS[1]; ARGV: value, version, expires, limit, write id, na, idle.
 	setScript = newScript(prelude + `
 local w = redis.call('HMGET', KEYS[1], 'w1', 'w2', 'w3', 'w4')
-if seen(w, ARGV[5]) then return 1 end
-if late(ARGV[6]) then return -2 end
+if seen(w, ARGV[5]) then return answer('HDEL', 1) end
+if late(ARGV[6]) then return answer('HDEL', -2) end
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4], 'i', ARGV[7], shifted(w, ARGV[5]))
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
@@ -142,17 +164,17 @@ return 1
 	setIfScript = newScript(prelude + `
 local r = redis.call('HMGET', KEYS[1], 'v', 'e', 'w1', 'w2', 'w3', 'w4')
 local w = {r[3], r[4], r[5], r[6]}
-if seen(w, ARGV[7]) then return 1 end
-if late(ARGV[8]) then return -2 end
+if seen(w, ARGV[7]) then return answer('HDEL', 1) end
+if late(ARGV[8]) then return answer('HDEL', -2) end
 local now = tonumber(ARGV[2])
 local cur = r[1]
 if cur and tonumber(r[2]) <= now then cur = false end
 if ARGV[1] == '0' then
-	if cur then return 0 end
+	if cur then return answer('HDEL', 0) end
 elseif not cur then
-	return -1
+	return answer('HDEL', -1)
 elseif cur ~= ARGV[1] then
-	return 0
+	return answer('HDEL', 0)
 end
 if tonumber(ARGV[5]) <= now then
 	redis.call('DEL', KEYS[1])
@@ -169,14 +191,14 @@ return 1
 	// memory or of replicas. A new deadline not after now deletes the key.
 	touchScript = newScript(prelude + `
 local r = redis.call('HMGET', KEYS[1], 'e', 'l')
-if not r[1] then return 0 end
+if not r[1] then return answer('HDEL', 0) end
 local now = tonumber(ARGV[1])
-if tonumber(r[1]) <= now then return 0 end
+if tonumber(r[1]) <= now then return answer('HDEL', 0) end
 local new = tonumber(ARGV[2])
 local lim = tonumber(r[2])
 if lim > 0 and new > lim then new = lim end
-if new == tonumber(r[1]) then return 1 end
-if late(ARGV[3]) then return -2 end
+if new == tonumber(r[1]) then return answer('HDEL', 1) end
+if late(ARGV[3]) then return answer('HDEL', -2) end
 if new <= now then
 	redis.call('DEL', KEYS[1])
 	return 1
@@ -191,8 +213,8 @@ return 1
 	// KEYS[1]; ARGV: na. Returns 1 when the key is gone (deleted now, or
 	// already).
 	deleteScript = newScript(prelude + `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
-if late(ARGV[1]) then return -2 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return answer('HDEL', 1) end
+if late(ARGV[1]) then return answer('HDEL', -2) end
 redis.call('DEL', KEYS[1])
 return 1
 `)
@@ -203,9 +225,9 @@ return 1
 	// left alone).
 	deleteIfScript = newScript(prelude + `
 local r = redis.call('HMGET', KEYS[1], 'v', 'e')
-if not r[1] or tonumber(r[2]) <= tonumber(ARGV[2]) then return -1 end
-if r[1] ~= ARGV[1] then return 0 end
-if late(ARGV[3]) then return -2 end
+if not r[1] or tonumber(r[2]) <= tonumber(ARGV[2]) then return answer('HDEL', -1) end
+if r[1] ~= ARGV[1] then return answer('HDEL', 0) end
+if late(ARGV[3]) then return answer('HDEL', -2) end
 redis.call('DEL', KEYS[1])
 return 1
 `)
@@ -217,14 +239,14 @@ return 1
 	// nothing. A dead entry under the new key (e not after now) is replaced
 	// whole. Replaying a move that already happened returns 1.
 	replaceScript = newScript(prelude + `
-if seen(redis.call('HMGET', KEYS[2], 'w1', 'w2', 'w3', 'w4'), ARGV[7]) then return 1 end
-if late(ARGV[8]) then return -2 end
+if seen(redis.call('HMGET', KEYS[2], 'w1', 'w2', 'w3', 'w4'), ARGV[7]) then return answer('HDEL', 1) end
+if late(ARGV[8]) then return answer('HDEL', -2) end
 local now = tonumber(ARGV[2])
 local o = redis.call('HMGET', KEYS[1], 'v', 'e')
-if not o[1] or tonumber(o[2]) <= now then return -1 end
-if o[1] ~= ARGV[1] then return 0 end
+if not o[1] or tonumber(o[2]) <= now then return answer('HDEL', -1) end
+if o[1] ~= ARGV[1] then return answer('HDEL', 0) end
 local n = redis.call('HGET', KEYS[2], 'e')
-if n and tonumber(n) > now then return 0 end
+if n and tonumber(n) > now then return answer('HDEL', 0) end
 redis.call('DEL', KEYS[1], KEYS[2])
 if tonumber(ARGV[5]) <= now then return 1 end
 redis.call('HSET', KEYS[2], 'd', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'l', ARGV[6], 'i', ARGV[9], 'w1', ARGV[7])
@@ -240,9 +262,9 @@ return 1
 	addOwnedScript = newScript(prelude + `
 local cur = redis.call('ZSCORE', KEYS[1], ARGV[3])
 local keep = tonumber(ARGV[2]) > tonumber(ARGV[1])
-if keep and cur and tonumber(cur) == tonumber(ARGV[2]) then return 1 end
-if not keep and not cur then return 1 end
-if late(ARGV[4]) then return -2 end
+if keep and cur and tonumber(cur) == tonumber(ARGV[2]) then return answer('ZREM', 1) end
+if not keep and not cur then return answer('ZREM', 1) end
+if late(ARGV[4]) then return answer('ZREM', -2) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if keep then
 	redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
@@ -265,8 +287,8 @@ for i = 2, #ARGV do
 		break
 	end
 end
-if not any then return 1 end
-if late(ARGV[1]) then return -2 end
+if not any then return answer('ZREM', 1) end
+if late(ARGV[1]) then return answer('ZREM', -2) end
 for i = 2, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
 return 1
 `)
