@@ -2,7 +2,8 @@
 // every optional capability of backend.Store: conditional writes
 // (backend.Conditional), an atomic move for Migrate (backend.Replacer), a
 // load that slides the deadline in the same statement (backend.GetToucher)
-// and the owner index (backend.Indexer). Many application servers pointed at
+// and the owner index (backend.Indexer), kept in the same statement as a
+// login's write (backend.OwnerRecorder). Many application servers pointed at
 // the same database share their sessions.
 //
 // It is a Go module of its own, so that applications that do not use it
@@ -62,8 +63,10 @@
 //	read-only, refresh not due             1  (writes no row: no dead tuple, no WAL)
 //	read-only, refresh due                 1  (load and slide in one statement)
 //	modifying                              2  (load, conditional UPDATE)
-//	Migrate                                1 more (Replace), plus the owner index's two
-//	                                       AddOwned when the session has an owner
+//	Migrate                                1 more (Replace), which also records the
+//	                                       owner in the index (backend.OwnerRecorder);
+//	                                       1 more when the session changes owners
+//	                                       (RemoveOwned of the old owner's record)
 //	creating a session                     1  (INSERT ... ON CONFLICT)
 //
 // The load is one statement whether or not a refresh is due: a CTE whose
