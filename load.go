@@ -131,7 +131,14 @@ func (m *Manager[T]) fetch(ctx context.Context, token string, now time.Time) (fe
 	f := fetched{key: storeKey(token), token: token}
 	var err error
 	if m.cfg.Bind == nil {
-		f.e, f.slid, err = m.st.getTouch(ctx, f.key, now, m.touchThreshold(now), now.Add(m.cfg.IdleTimeout))
+		ifBefore, expires := m.touchThreshold(now), now.Add(m.cfg.IdleTimeout)
+		if m.st.inProcess {
+			f.e, f.slid, err = m.st.getTouch(ctx, f.key, now, ifBefore, expires)
+		} else {
+			f.e, f.slid, err = m.loads.do(ctx, f.key, func() (backend.Entry, bool, error) {
+				return m.st.getTouch(ctx, f.key, now, ifBefore, expires)
+			})
+		}
 		f.judged = true
 	} else {
 		f.e, err = m.st.Get(ctx, f.key)

@@ -47,8 +47,9 @@ type Manager[T any] struct {
 	st       store     // cfg.Store, its capabilities resolved once
 	ownStore io.Closer // the default store, closed by Close
 
-	updating keyLocks // one lock per session key in Update
-	turns    keyLocks // one lock per session key with Config.TakeTurns
+	updating keyLocks   // one lock per session key in Update
+	turns    keyLocks   // one lock per session key with Config.TakeTurns
+	loads    loadGroups // concurrent loads of one session key share one store call (loadgroup.go)
 
 	zeroData []byte // the encoding of the zero T: a new session equal to it is not stored
 	unstable bool   // T may hold maps: equal values may encode differently
