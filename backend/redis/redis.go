@@ -135,6 +135,13 @@
 //     replicas than that (one is down, or resyncing after a failover)
 //     answers every write unknown, after WaitTimeout.
 //
+// A node that is a replica never answers for the store: a client still
+// connected to a primary that a failover demoted gets Redis's READONLY
+// error for every write and load, never "missing", "another version" or
+// "too late" read from the replica's lagging copy (which could report a
+// write failed though its first copy is on the new primary, or a live
+// session gone). TestWriteAnsweredByReplicaIsRefused.
+//
 // Memory: a load whose idle-deadline refresh is due, on a Redis at
 // maxmemory with noeviction, is served without the refresh (GetTouch
 // returns the entry unmoved, Touch reports success): the next load tries
