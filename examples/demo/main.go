@@ -9,12 +9,14 @@
 //
 // By default the sessions live in the process's memory. Several demo
 // processes share their sessions when pointed at one Redis, or at one
-// PostgreSQL database:
+// PostgreSQL, MySQL/MariaDB or SQLite database:
 //
 //	go run ./examples/demo -addr 127.0.0.1:8080 -redis 127.0.0.1:6379
 //	go run ./examples/demo -addr 127.0.0.1:8081 -redis 127.0.0.1:6379
 //
 //	go run ./examples/demo -postgres 'postgres://app@127.0.0.1:5432/app'
+//	go run ./examples/demo -mysql 'app:secret@tcp(127.0.0.1:3306)/app'
+//	go run ./examples/demo -sqlite sessions.db    # sessions survive a restart of the demo
 //
 // Flags:
 //
@@ -28,14 +30,17 @@
 //	-redis-prefix PREFIX       key prefix in Redis (default "demo:session:")
 //	-postgres DSN              keep sessions in PostgreSQL (a pgx connection string or URL)
 //	-postgres-table NAME       table in PostgreSQL (default "demo_sessions"), created if missing
+//	-mysql DSN                 keep sessions in MySQL or MariaDB (a go-sql-driver/mysql DSN;
+//	                           table demo_sessions, created if missing)
+//	-sqlite FILE               keep sessions in this SQLite file (created if missing)
 //	-secure-cookie             mark the cookie Secure (when served over HTTPS)
 //	-take-turns                requests of one session wait for each other in this process
 //	                           (Config.TakeTurns), instead of merging their plain writes at commit
 //
-// -redis, -redis-cluster, -redis-sentinel and -postgres exclude each other. The demo checks at
-// startup, within 5 s, that its store answers (and, on PostgreSQL, creates
-// the table with postgres.CreateSchema), and exits with an error if it does
-// not.
+// -redis, -redis-cluster, -redis-sentinel, -postgres, -mysql and -sqlite exclude each other.
+// The demo checks at startup, within 5 s, that its store answers (and, on
+// the SQL stores, creates the table with CreateSchema), and exits with an
+// error if it does not.
 //
 // The demo is a Go module of its own (in the repository's go.work), so
 // that the library's module requires no SQL driver: go run ./examples/demo
@@ -132,6 +137,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	prefix := fs.String("redis-prefix", "demo:session:", "key `prefix` of the sessions in Redis")
 	dsn := fs.String("postgres", "", "keep sessions in the PostgreSQL database at this `DSN` (pgx connection string or URL)")
 	table := fs.String("postgres-table", "demo_sessions", "`table` of the sessions in PostgreSQL, created if missing")
+	sqliteFile := fs.String("sqlite", "", "keep sessions in this SQLite `file` (created if missing; table demo_sessions): they survive a restart of the demo")
+	mysqlDSN := fs.String("mysql", "", "keep sessions in the MySQL or MariaDB database at this `DSN` (go-sql-driver/mysql, e.g. user:pass@tcp(127.0.0.1:3306)/app; interpolateParams is turned on; table demo_sessions, created if missing)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -143,14 +150,36 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	storeName := "memory"
 	var client goredis.UniversalClient
 	given := 0
-	for _, f := range []string{*redisAddr, *clusterAddrs, *sentinel, *dsn} {
+	sqliteGiven := false
+	fs.Visit(func(f *flag.Flag) { sqliteGiven = sqliteGiven || f.Name == "sqlite" })
+	if sqliteGiven && *sqliteFile == "" {
+		return errNoPath
+	}
+	for _, f := range []string{*redisAddr, *clusterAddrs, *sentinel, *dsn, *sqliteFile, *mysqlDSN} {
 		if f != "" {
 			given++
 		}
 	}
 	switch {
 	case given > 1:
-		return errors.New("-redis, -redis-cluster, -redis-sentinel and -postgres exclude each other: give one")
+		return errors.New("-redis, -redis-cluster, -redis-sentinel, -postgres, -sqlite and -mysql exclude each other: give one")
+	case *sqliteFile != "":
+		store, err := newSQLiteStore(ctx, *sqliteFile)
+		if err != nil {
+			return fmt.Errorf("sqlite file %s: %w", *sqliteFile, err)
+		}
+		defer store.Close() // after mgr.Close; closes the file
+		cfg.Store = store
+		storeName = "sqlite " + *sqliteFile
+	case *mysqlDSN != "":
+		db, store, name, err := newMySQLStore(ctx, *mysqlDSN)
+		if err != nil {
+			return fmt.Errorf("mysql is unreachable: %w", err)
+		}
+		defer db.Close()
+		defer store.Close()
+		cfg.Store = store
+		storeName = name
 	case *dsn != "":
 		if _, err := postgres.SchemaSQL(*table); err != nil {
 			return fmt.Errorf("-postgres-table: %w", err)

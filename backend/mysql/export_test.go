@@ -1,0 +1,19 @@
+package mysql
+
+// CleanupStatements returns the statements of one cleanup batch of s: the
+// SELECT of dead rows and the DELETE of n of them.
+func CleanupStatements(s *Store, n int) (find, del string) {
+	return s.sql.deadKeys, withList(s.sql.deleteKeys, n)
+}
+
+// SplitStatements is splitStatements, for the fuzz test.
+var SplitStatements = splitStatements
+
+// SchemaLockName returns the name of the lock CreateSchema holds for table.
+func SchemaLockName(table string) string {
+	n, err := tableNames(table)
+	if err != nil {
+		panic(err)
+	}
+	return n.lock
+}
