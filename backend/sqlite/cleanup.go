@@ -19,9 +19,9 @@ const maxCleanupPause = 100 * time.Millisecond
 // returns how many rows it deleted. It works in batches of at most
 // Options.CleanupBatch rows, each one DELETE of its own (the rows found
 // through the index on expires, or on the records' limit), so each its own
-// short transaction: a batch holds the file's write lock for about 3 ms per
-// 1,000 rows (see BenchmarkCleanup), and waits for that lock like any
-// other write. Between two batches it pauses as long as the last
+// short transaction: a batch holds the file's write lock for about 4 ms per
+// 1,000 rows (the median of BenchmarkCleanupQuiet), and waits for that lock
+// like any other write. Between two batches it pauses as long as the last
 // one took (at most 100 ms), so that it takes at most half of the write
 // lock's time from requests; reads never wait for it (WAL mode). It stops
 // when a batch finds fewer rows than the batch size, when ctx ends, or when

@@ -84,6 +84,102 @@ func TestCleanupDeletesExpiredInBatches(t *testing.T) {
 	}
 }
 
+// TestCleanupPausesBetweenBatches: after each full batch the cleanup
+// pauses as long as the batch took before it sends the next, and never
+// longer than 100 ms.
+func TestCleanupPausesBetweenBatches(t *testing.T) {
+	type batch struct {
+		query      string
+		start, end time.Time
+	}
+	path := dbPath(t)
+	tp := &tap{}
+	var (
+		mu      sync.Mutex
+		batches []batch
+	)
+	tp.timed = func(q string, took time.Duration) {
+		if strings.Contains(q, "rowid IN") {
+			end := time.Now()
+			mu.Lock()
+			batches = append(batches, batch{q, end.Add(-took), end})
+			mu.Unlock()
+		}
+	}
+	st := storeOn(t, tapDB(t, path, tp, sqlite.Options{}), sqlite.Options{CleanupInterval: -1, CleanupBatch: 200})
+
+	t.Run("as long as the batch took", func(t *testing.T) {
+		fill(t, path, "dead", 2000, time.Now().Add(-time.Minute))
+		mu.Lock()
+		batches = nil
+		mu.Unlock()
+		if n, err := st.Cleanup(t.Context()); err != nil || n != 4000 {
+			t.Fatalf("Cleanup: %d, %v; want 4000", n, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		pauses := 0
+		for i := 1; i < len(batches); i++ {
+			prev, next := batches[i-1], batches[i]
+			if next.query != prev.query {
+				continue // the owner records' first batch: no pause
+			}
+			// The batch before was full (the cleanup stops after one that
+			// is not): a pause as long as it took (at most 100 ms) came
+			// between the two.
+			pauses++
+			if gap, took := next.start.Sub(prev.end), prev.end.Sub(prev.start); gap < min(took, 100*time.Millisecond) {
+				t.Errorf("batch %d took %v, and the next started %v after it", i-1, took, gap)
+			}
+		}
+		if pauses != 20 {
+			t.Errorf("%d pauses between %d batches, want 20 (10 full batches of each table, each followed by another)", pauses, len(batches))
+		}
+	})
+
+	t.Run("at most 100 ms", func(t *testing.T) {
+		// Each session batch is held up 500 ms before its statement runs:
+		// the pause after it is 100 ms, not 500.
+		fill(t, path, "slow", 400, time.Now().Add(-time.Minute))
+		var held []time.Time // when each held-up batch came, after its pause
+		tp.setFault(func(q string, ran bool) error {
+			if !ran && strings.Contains(q, "rowid IN") && !strings.Contains(q, "_owners") {
+				mu.Lock()
+				held = append(held, time.Now())
+				mu.Unlock()
+				time.Sleep(500 * time.Millisecond)
+			}
+			return nil
+		})
+		defer tp.setFault(nil)
+		mu.Lock()
+		batches = nil
+		mu.Unlock()
+		if n, err := st.Cleanup(t.Context()); err != nil || n != 800 {
+			t.Fatalf("Cleanup: %d, %v; want 800", n, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		// Two full batches of sessions, then one that finds none.
+		if len(held) != 3 {
+			t.Fatalf("%d session batches, want 3", len(held))
+		}
+		var sessionBatches []batch
+		for _, b := range batches {
+			if !strings.Contains(b.query, "_owners") {
+				sessionBatches = append(sessionBatches, b)
+			}
+		}
+		for i := range 2 {
+			pause := held[i+1].Sub(sessionBatches[i].end)
+			t.Logf("batch %d held up 500 ms, then a pause of %v", i, pause)
+			if pause < 100*time.Millisecond || pause > 400*time.Millisecond {
+				t.Errorf("after batch %d, held up 500 ms, a pause of %v; want 100 ms", i, pause)
+			}
+		}
+	})
+}
+
 // TestCleanupRunsInBackgroundUntilClose: with a short CleanupInterval,
 // expired rows vanish without a call; after Close, they stay, and Cleanup
 // and every other method return backend.ErrClosed.
@@ -159,7 +255,8 @@ type load struct {
 	deleted      int64
 	took         time.Duration // the cleanup's
 	batches      int
-	longestBatch time.Duration // the longest cleanup statement: its hold of the write lock
+	medianBatch  time.Duration // the median cleanup statement
+	longestBatch time.Duration // the longest cleanup statement: its hold of the write lock, and its wait for it
 	requests     int
 	failures     []string
 	longest      time.Duration // the longest request
@@ -167,23 +264,23 @@ type load struct {
 }
 
 // cleanupUnderLoad fills a file with rows expired sessions (and as many
-// owner records), then runs Cleanup while browsers increment and read
-// sessions of their own, half through the cleaning Store, half through
+// owner records), then runs Cleanup while browsers browsers increment and
+// read sessions of their own, half through the cleaning Store, half through
 // another Store on the file (another process's, in all but the process),
 // and reports the cleanup's and the requests' figures.
-func cleanupUnderLoad(tb testing.TB, rows int) load {
+func cleanupUnderLoad(tb testing.TB, rows, browsers int) load {
 	tb.Helper()
 	path := dbPath(tb)
 	tp := &tap{}
 	var (
-		mu  sync.Mutex
-		res load
+		mu      sync.Mutex
+		res     load
+		batches []time.Duration
 	)
 	tp.timed = func(q string, took time.Duration) {
 		if strings.Contains(q, "rowid IN") {
 			mu.Lock()
-			res.batches++
-			res.longestBatch = max(res.longestBatch, took)
+			batches = append(batches, took)
 			mu.Unlock()
 		}
 	}
@@ -197,7 +294,7 @@ func cleanupUnderLoad(tb testing.TB, rows int) load {
 		wg        sync.WaitGroup
 		latencies []time.Duration
 	)
-	for b := range 8 {
+	for b := range browsers {
 		a := apps[b%2]
 		wg.Go(func() {
 			_, _, cookie := a.do(tb, "/inc", "")
@@ -228,6 +325,10 @@ func cleanupUnderLoad(tb testing.TB, rows int) load {
 		tb.Fatalf("Cleanup: %v", err)
 	}
 	res.deleted = deleted
+	slices.Sort(batches)
+	if n := len(batches); n > 0 {
+		res.batches, res.medianBatch, res.longestBatch = n, batches[n/2], batches[n-1]
+	}
 	slices.Sort(latencies)
 	res.requests = len(latencies)
 	if n := len(latencies); n > 0 {
@@ -240,9 +341,9 @@ func cleanupUnderLoad(tb testing.TB, rows int) load {
 }
 
 func (l load) String() string {
-	return fmt.Sprintf("%d rows deleted in %v (%.0f rows/s), %d batches, the longest %v; %d requests meanwhile, %d failed, longest %v, p99 %v",
+	return fmt.Sprintf("%d rows deleted in %v (%.0f rows/s), %d batches, median %v, the longest %v; %d requests meanwhile, %d failed, longest %v, p99 %v",
 		l.deleted, l.took.Round(time.Millisecond), float64(l.deleted)/l.took.Seconds(), l.batches,
-		l.longestBatch.Round(10*time.Microsecond), l.requests, len(l.failures), l.longest.Round(10*time.Microsecond), l.p99.Round(10*time.Microsecond))
+		l.medianBatch.Round(10*time.Microsecond), l.longestBatch.Round(10*time.Microsecond), l.requests, len(l.failures), l.longest.Round(10*time.Microsecond), l.p99.Round(10*time.Microsecond))
 }
 
 // TestCleanupOfManyExpiredRowsUnderLoad: the cleanup of 20,000 expired
@@ -251,7 +352,7 @@ func (l load) String() string {
 // the same file: every request succeeds (no SQLITE_BUSY reaches one: each
 // batch is a short transaction, and reads wait for none).
 func TestCleanupOfManyExpiredRowsUnderLoad(t *testing.T) {
-	res := cleanupUnderLoad(t, 20_000)
+	res := cleanupUnderLoad(t, 20_000, 8)
 	t.Log(res)
 	if res.deleted != 40_000 {
 		t.Errorf("deleted %d rows, want 40000", res.deleted)
@@ -264,24 +365,30 @@ func TestCleanupOfManyExpiredRowsUnderLoad(t *testing.T) {
 	}
 	// How long requests wait is BenchmarkCleanup's measure, on a quiet
 	// machine; here (under -race, with other packages' tests running) the
-	// bound is the busy timeout, past which a request would have failed.
-	if res.longest > sqlite.DefaultBusyTimeout {
-		t.Errorf("a request waited %v during the cleanup, past the busy timeout", res.longest)
+	// bound is the busy timeout, past which a write fails: a request makes
+	// up to two writes (the deadline's slide and the save), each of which
+	// may wait up to the busy timeout without failing (a request of 6.1 s,
+	// none failing, was seen on a loaded machine), and anything past that
+	// would be a hang.
+	if res.longest > 2*sqlite.DefaultBusyTimeout+time.Second {
+		t.Errorf("a request waited %v during the cleanup, past two busy timeouts", res.longest)
 	}
 }
 
-var cleanupRows = flag.Int("cleanup-rows", 1_000_000, "expired sessions BenchmarkCleanup deletes (and as many owner records)")
+var cleanupRows = flag.Int("cleanup-rows", 1_000_000, "expired sessions BenchmarkCleanup and BenchmarkCleanupQuiet delete (and as many owner records)")
 
 // BenchmarkCleanup times the cleanup of -cleanup-rows (default 1,000,000)
 // expired sessions and as many owner records, with eight browsers served
 // meanwhile through the cleaning Store and another on the file, and
-// reports the rows deleted per second, the longest batch (its hold of the
-// write lock) and the longest request. Any failed request fails it.
+// reports the rows deleted per second, the longest batch (its wait for the
+// write lock, which the requests' writes hold in turn, and its hold of it;
+// BenchmarkCleanupQuiet times the hold alone) and the longest request. Any
+// failed request fails it.
 //
-//	go test -run '^$' -bench BenchmarkCleanup -benchtime 1x
+//	go test -run '^$' -bench '^BenchmarkCleanup$' -benchtime 1x
 func BenchmarkCleanup(b *testing.B) {
 	for range b.N {
-		res := cleanupUnderLoad(b, *cleanupRows)
+		res := cleanupUnderLoad(b, *cleanupRows, 8)
 		b.Log(res)
 		if len(res.failures) > 0 {
 			b.Fatalf("%d of %d requests failed during the cleanup, the first: %s", len(res.failures), res.requests, res.failures[0])
@@ -290,5 +397,22 @@ func BenchmarkCleanup(b *testing.B) {
 		b.ReportMetric(float64(res.longestBatch.Microseconds())/1000, "ms-longest-batch")
 		b.ReportMetric(float64(res.longest.Microseconds())/1000, "ms-longest-request")
 		b.ReportMetric(float64(res.p99.Microseconds())/1000, "ms-p99-request")
+	}
+}
+
+// BenchmarkCleanupQuiet times the cleanup of -cleanup-rows expired
+// sessions and as many owner records with nothing else writing to the
+// file, and reports the rows deleted per second and the median and longest
+// batch: with no other writer to wait for, a batch's time is its hold of
+// the write lock.
+//
+//	go test -run '^$' -bench BenchmarkCleanupQuiet -benchtime 1x
+func BenchmarkCleanupQuiet(b *testing.B) {
+	for range b.N {
+		res := cleanupUnderLoad(b, *cleanupRows, 0)
+		b.Log(res)
+		b.ReportMetric(float64(res.deleted)/res.took.Seconds(), "rows/s")
+		b.ReportMetric(float64(res.medianBatch.Microseconds())/1000, "ms-median-batch")
+		b.ReportMetric(float64(res.longestBatch.Microseconds())/1000, "ms-longest-batch")
 	}
 }

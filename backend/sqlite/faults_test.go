@@ -133,6 +133,51 @@ func TestWriteLockHeldElsewhere(t *testing.T) {
 	})
 }
 
+// TestOpenHonoursTheContext: Open returns when its context ends, also
+// while its first connection waits for a lock another connection holds
+// (here an exclusive lock on a file not yet in WAL mode, which the
+// connection needs to turn it to WAL), which the driver, whose connect
+// takes no context, would wait for until Options.BusyTimeout; once the
+// lock is released, Open succeeds.
+func TestOpenHonoursTheContext(t *testing.T) {
+	path := dbPath(t)
+	db, err := sql.Open(sqlite.DriverName, "file:"+path) // rollback journal, no busy_timeout
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"CREATE TABLE app (a)", "BEGIN EXCLUSIVE", "INSERT INTO app VALUES (1)"} {
+		if _, err := conn.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	st, err := sqlite.Open(ctx, path, sqlite.Options{BusyTimeout: 3 * time.Second})
+	took := time.Since(start)
+	t.Logf("Open while the file is locked: %v after %v", err, took)
+	if err == nil {
+		st.Close()
+		t.Fatal("Open succeeded while another connection held an exclusive lock")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || took > 1500*time.Millisecond {
+		t.Fatalf("Open with a 200 ms context: %v after %v; want context.DeadlineExceeded at about 200 ms", err, took)
+	}
+	if _, err := conn.ExecContext(t.Context(), "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	st = openStore(t, path, sqlite.Options{CleanupInterval: -1})
+	if err := st.SetIf(t.Context(), "k", 0, time.Now(), entry("v", 1)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCorruptRows: rows whose columns hold values of the wrong type (a
 // table altered by hand, without STRICT) are an error naming the row, from
 // every read, never a panic and never a missing session (ErrNotFound would

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"path/filepath"
 	"runtime"
@@ -20,14 +21,51 @@ const DriverName = "sqlite"
 // Open opens (creating it if need be) the SQLite database file at path
 // with the pragmas the store needs (see DSN), creates the store's schema in
 // it if it is not there (CreateSchema), and returns a Store on it that
-// owns the handle: Close closes it. ctx bounds the opening. path is a file
-// system path; "" and ":memory:" are refused (a memory database is one per
+// owns the handle: Close closes it. ctx bounds the opening: Open returns
+// an error wrapping ctx's when it ends, also while the first connection
+// waits for a lock another connection holds (which the driver, whose
+// connect takes no context, waits for until Options.BusyTimeout; the
+// abandoned handle is closed when it is done). path is a file system
+// path; "" and ":memory:" are refused (a memory database is one per
 // connection: use backend/memory for sessions that live in the process).
 //
 // Open is for a file of the application's own. To share a *sql.DB with the
 // application, or to create the schema with a migration tool, open it with
 // OpenDB (or sql.Open(DriverName, DSN(path, opts))) and use New.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if _, err := DSN(path, opts); err != nil {
+		return nil, err
+	}
+	if _, err := tableNames(opts.Table); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sessions: sqlite store: opening %s: %w", path, err)
+	}
+	type opened struct {
+		s   *Store
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		s, err := open(ctx, path, opts)
+		done <- opened{s, err}
+	}()
+	select {
+	case o := <-done:
+		return o.s, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-done; o.s != nil {
+				o.s.Close()
+			}
+		}()
+		return nil, fmt.Errorf("sessions: sqlite store: opening %s: %w", path, ctx.Err())
+	}
+}
+
+// open is Open, but for ctx: the driver's connect does not heed it.
+func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	db, err := OpenDB(path, opts)
 	if err != nil {
 		return nil, err
@@ -70,15 +108,18 @@ func OpenDB(path string, opts Options) (*sql.DB, error) {
 	return db, nil
 }
 
-// DSN returns the data source name of modernc.org/sqlite (driver
-// DriverName) that opens the file at path as the store needs it, for an
-// application that opens its own *sql.DB (with sql.Open, or through
-// sqlite.NewConnector to wrap the connections) and hands it to New; append
-// "&_pragma=..." for pragmas of your own. It is a file: URI of path made
-// absolute, every character SQLite's URI syntax reserves escaped, whose
-// _pragma parameters set, on every connection:
+// DSN returns the data source name of modernc.org/sqlite (driver DriverName)
+// that opens the file at path as the store needs it, for an application that
+// opens its own *sql.DB (with sql.Open, or through sqlite.NewConnector to
+// wrap the connections) and hands it to New; append "&_pragma=..." for
+// pragmas of your own (modernc.org/sqlite runs the _pragma parameters
+// busy_timeout first, then in alphabetical order, not in the order given: a
+// second _pragma for one of the four below need not win). It is a file: URI
+// of path made absolute, every character SQLite's URI syntax reserves
+// escaped, whose _pragma parameters set, on every connection:
 //
-//   - busy_timeout(Options.BusyTimeout in ms, default 5000): a statement
+//   - busy_timeout(Options.BusyTimeout in ms, default 5000, at least 1,
+//     at most SQLite's largest, 2^31-1 ms or about 24.8 days): a statement
 //     waits for the file's write lock held by another connection or process
 //     (retrying as SQLite's busy handler does) instead of failing at once
 //     with SQLITE_BUSY;
@@ -87,8 +128,9 @@ func OpenDB(path string, opts Options) (*sql.DB, error) {
 //     the file stays in WAL mode);
 //   - synchronous(NORMAL): in WAL mode, a commit does not wait for fsync; a
 //     crash of the application loses nothing, a power cut may lose the last
-//     commits (never corrupts). Append "&_pragma=synchronous(FULL)" to make
-//     every commit durable at the cost of an fsync each;
+//     commits (never corrupts). Append "&_synchronous=FULL" (a key the
+//     driver applies after every _pragma) to make every commit durable at
+//     the cost of an fsync each;
 //   - wal_autocheckpoint(0): no commit checkpoints the -wal file into the
 //     database file; every Store does it from a goroutine of its own,
 //     off the requests' path (see CheckpointEvery). A handle opened with
@@ -118,7 +160,9 @@ func DSN(path string, opts Options) (string, error) {
 	}
 	u := url.URL{Scheme: "file", Path: abs, OmitHost: false}
 	q := url.Values{"_pragma": {
-		fmt.Sprintf("busy_timeout(%d)", max(busy.Milliseconds(), 1)),
+		// SQLite reads the pragma's argument as a 32-bit int and takes
+		// one that does not fit as 0: no wait at all.
+		fmt.Sprintf("busy_timeout(%d)", min(max(busy.Milliseconds(), 1), math.MaxInt32)),
 		"journal_mode(WAL)",
 		"synchronous(NORMAL)",
 		"wal_autocheckpoint(0)",

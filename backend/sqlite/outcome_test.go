@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,11 +24,12 @@ func entry(value string, version uint64) backend.Entry {
 // faultOn returns a tap fault that fails the first statement starting with
 // prefix, before it runs (ran false) or after it ran (ran true), with
 // context.Canceled, as modernc.org/sqlite reports a statement whose
-// context ended while it ran; hit counts the faults injected.
-func faultOn(prefix string, ran bool, hit *int) func(string, bool) error {
+// context ended while it ran; hit counts the faults injected. The fault
+// function is called from every goroutine that runs a statement on the
+// tapped handle (the Store's checkpointer included), so hit is atomic.
+func faultOn(prefix string, ran bool, hit *atomic.Int32) func(string, bool) error {
 	return func(query string, after bool) error {
-		if *hit == 0 && after == ran && strings.HasPrefix(query, prefix) {
-			*hit++
+		if after == ran && strings.HasPrefix(query, prefix) && hit.CompareAndSwap(0, 1) {
 			return context.Canceled
 		}
 		return nil
@@ -184,11 +186,11 @@ func TestWriteReportedCancelledAfterItLandedIsResolved(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tp, st, look := outcomeStore(t, sqlite.Options{})
 			tc.setup(t, st)
-			hit := 0
+			var hit atomic.Int32
 			tp.setFault(faultOn(tc.stmt, true, &hit))
 			err := tc.write(t.Context(), st)
 			tp.setFault(nil)
-			if hit != 1 {
+			if hit.Load() != 1 {
 				t.Fatal("no fault injected: the test tested nothing")
 			}
 			switch {
@@ -214,11 +216,11 @@ func TestWriteCancelledBeforeItRanIsNotApplied(t *testing.T) {
 			tp, st, look := outcomeStore(t, sqlite.Options{})
 			tc.setup(t, st)
 			before := snapshot(t, look)
-			hit := 0
+			var hit atomic.Int32
 			tp.setFault(faultOn(tc.stmt, false, &hit))
 			err := tc.write(t.Context(), st)
 			tp.setFault(nil)
-			if hit != 1 {
+			if hit.Load() != 1 {
 				t.Fatal("no fault injected: the test tested nothing")
 			}
 			if !errors.Is(err, context.Canceled) {
@@ -242,12 +244,12 @@ func TestOpenOutcomeUnresolved(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		opts  sqlite.Options
-		fault func(hit *int) func(string, bool) error
+		fault func(hit *atomic.Int32) func(string, bool) error
 	}{
-		{"ResolveWithin negative", sqlite.Options{ResolveWithin: -1}, func(hit *int) func(string, bool) error {
+		{"ResolveWithin negative", sqlite.Options{ResolveWithin: -1}, func(hit *atomic.Int32) func(string, bool) error {
 			return faultOn(`UPDATE "sessions" SET value`, true, hit)
 		}},
-		{"read-back failing", sqlite.Options{}, func(hit *int) func(string, bool) error {
+		{"read-back failing", sqlite.Options{}, func(hit *atomic.Int32) func(string, bool) error {
 			write := faultOn(`UPDATE "sessions" SET value`, true, hit)
 			return func(q string, ran bool) error {
 				if strings.HasPrefix(q, "SELECT version, expires") {
@@ -262,7 +264,7 @@ func TestOpenOutcomeUnresolved(t *testing.T) {
 			if err := st.SetIf(t.Context(), "k", 0, time.Now(), entry("v1", 1)); err != nil {
 				t.Fatal(err)
 			}
-			hit := 0
+			var hit atomic.Int32
 			tp.setFault(tc.fault(&hit))
 			err := st.SetIf(t.Context(), "k", 1, time.Now(), entry("v2", 2))
 			tp.setFault(nil)

@@ -35,16 +35,18 @@ type names struct {
 
 // validTable reports why table is not a name Options.Table accepts, or ""
 // when it is one: 1 to MaxTableLen ASCII letters, digits and underscores,
-// not starting with a digit, and not starting with "sqlite_" (SQLite
-// reserves those names, in any case).
+// not starting with a digit, and neither "sqlite" nor starting with
+// "sqlite_", in any case: SQLite reserves the names starting with
+// "sqlite_", and those derived from "sqlite" (sqlite_owners, sqlite_schema,
+// ...) would start so.
 func validTable(table string) string {
 	switch {
 	case table == "":
 		return "empty"
 	case len(table) > MaxTableLen:
 		return fmt.Sprintf("longer than %d characters", MaxTableLen)
-	case strings.HasPrefix(strings.ToLower(table), "sqlite_"):
-		return `names starting with "sqlite_" are SQLite's own`
+	case strings.HasPrefix(strings.ToLower(table)+"_", "sqlite_"):
+		return `names starting with "sqlite_" are SQLite's own, and so would be the names derived from "sqlite"`
 	case table[0] >= '0' && table[0] <= '9':
 		return "starts with a digit"
 	}

@@ -49,6 +49,10 @@ func TestTableNames(t *testing.T) {
 		{"sessions)", false},
 		{"sqlite_sessions", false},
 		{"SQLite_Sessions", false},
+		// Its derived names (sqlite_owners, ...) would be SQLite's own.
+		{"sqlite", false},
+		{"SQLitE", false},
+		{"sqlitex", true},
 	} {
 		t.Run(fmt.Sprintf("%.30q", tc.table), func(t *testing.T) {
 			opts := sqlite.Options{Table: tc.table, CleanupInterval: -1}
@@ -79,9 +83,49 @@ func TestTableNames(t *testing.T) {
 	// Nothing but the accepted tables (and their derived objects) exists.
 	var bad int
 	if err := db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name NOT GLOB 'sessions*' AND name NOT GLOB 'plain*'
-		AND name NOT GLOB 'Mixed_Case*' AND name NOT GLOB '_under*' AND name NOT GLOB 't1*' AND name NOT GLOB 'xxxx*'
+		AND name NOT GLOB 'Mixed_Case*' AND name NOT GLOB '_under*' AND name NOT GLOB 't1*' AND name NOT GLOB 'xxxx*' AND name NOT GLOB 'sqlitex*'
 		AND name NOT GLOB 'sqlite_autoindex_*'`).Scan(&bad); err != nil || bad != 0 {
 		t.Fatalf("%d objects of refused names in the file (%v)", bad, err)
+	}
+}
+
+// TestTableNamesDerivedFromAnother: two stores on one file whose names are
+// derived from one another's (the default and "sessions_owners", whose
+// table is the default's owner index) cannot both be made: in either
+// order, CreateSchema or New of the second fails, and the first keeps its
+// sessions.
+func TestTableNamesDerivedFromAnother(t *testing.T) {
+	for _, order := range [][2]string{{"", "sessions_owners"}, {"sessions_owners", ""}} {
+		t.Run(fmt.Sprintf("%q then %q", order[0], order[1]), func(t *testing.T) {
+			db, err := sqlite.OpenDB(dbPath(t), sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			first := storeOn(t, db, sqlite.Options{Table: order[0], CleanupInterval: -1})
+			e := backend.Entry{Value: []byte("v"), Expires: time.Now().Add(time.Minute), Version: 1, Owner: "ann"}
+			if err := first.SetIf(t.Context(), "k", 0, time.Now(), e); err != nil {
+				t.Fatal(err)
+			}
+			opts := sqlite.Options{Table: order[1], CleanupInterval: -1}
+			err = sqlite.CreateSchema(t.Context(), db, opts)
+			if err == nil {
+				var second *sqlite.Store
+				if second, err = sqlite.New(t.Context(), db, opts); err == nil {
+					second.Close()
+				}
+			}
+			t.Logf("the second store: %v", err)
+			if err == nil {
+				t.Fatalf("a store named %q made beside one named %q", order[1], order[0])
+			}
+			if got, err := first.Get(t.Context(), "k"); err != nil || string(got.Value) != "v" {
+				t.Fatalf("the first store's session: %+v, %v", got, err)
+			}
+			if keys, err := first.Owned(t.Context(), "ann"); err != nil || len(keys) != 1 {
+				t.Fatalf("the first store's owner index: %q, %v", keys, err)
+			}
+		})
 	}
 }
 

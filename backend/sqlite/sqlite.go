@@ -48,10 +48,14 @@ type Options struct {
 	// version live in tables named after it (Table+"_owners",
 	// Table+"_schema"), beside two indexes and two triggers (see
 	// SchemaSQL). It holds 1 to MaxTableLen ASCII letters, digits and
-	// underscores, does not start with a digit nor with "sqlite_"; SQLite
+	// underscores, does not start with a digit, and is neither "sqlite"
+	// nor starts with "sqlite_" (SQLite's own names, in any case); SQLite
 	// compares names without regard to case. Default DefaultTable
 	// ("sessions"). New, Open, CreateSchema and SchemaSQL refuse any other
-	// name: nothing reaches SQL through it.
+	// name: nothing reaches SQL through it. Stores sharing a file need
+	// names that are not derived from one another's: beside the default
+	// store, a Table of "sessions_owners" makes CreateSchema or New of one
+	// of the two fail, and leaves the other's sessions alone.
 	Table string
 
 	// BusyTimeout is how long a statement waits for the file's write lock
@@ -63,7 +67,9 @@ type Options struct {
 	// the other side's, found the session changed). Used by Open, OpenDB
 	// and DSN, which set the connections' busy_timeout; a *sql.DB given to
 	// New brings its own (New refuses one of 0). Default DefaultBusyTimeout
-	// (5s). A wait also ends with the context of the call.
+	// (5s); it is kept in whole milliseconds, at least 1 and at most
+	// SQLite's largest, 2^31-1 ms (about 24.8 days). A wait also ends with
+	// the context of the call.
 	BusyTimeout time.Duration
 
 	// ResolveWithin bounds how long the store reads back what a write left
@@ -93,7 +99,7 @@ type Options struct {
 	CleanupInterval time.Duration
 
 	// CleanupBatch is the most rows one cleanup statement deletes, and so
-	// bounds how long it holds the file's write lock (about 3 ms for 1,000
+	// bounds how long it holds the file's write lock (about 4 ms for 1,000
 	// rows; see Store.Cleanup). Default DefaultCleanupBatch (1000).
 	CleanupBatch int
 

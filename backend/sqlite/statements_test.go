@@ -3,12 +3,15 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sessionx/sessions"
+	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/sqlite"
 )
 
@@ -97,6 +100,8 @@ func TestStatementsPerRequest(t *testing.T) {
 		{"Migrate keeping the owner: SELECT, UPDATE OR REPLACE moving its record", time.Minute, "/login-owner", 2, true, `^UPDATE OR REPLACE`},
 		{"Migrate to another owner: SELECT, UPDATE OR REPLACE, the old owner's RemoveOwned", time.Minute, "/login-other", 3, true, `^DELETE FROM .*_owners`},
 		{"destroy: SELECT, DELETE, RemoveOwned", time.Minute, "/logout", 3, true, `^DELETE FROM .*_owners`},
+		{"create again, no owner: INSERT", time.Minute, "/inc", 1, true, `^INSERT INTO`},
+		{"destroy without an owner: SELECT, DELETE", time.Minute, "/logout", 2, true, `^DELETE FROM "sessions" WHERE`},
 	}
 	cookie := ""
 	for _, step := range steps {
@@ -160,5 +165,54 @@ func TestReadsWriteNothing(t *testing.T) {
 	// another connection.)
 	if v := obs.version(t); v == v0 {
 		t.Errorf("a modifying request: data_version %d -> %d: the measure sees no write", v0, v)
+	}
+}
+
+// TestAnswersCostOneRead: a conditional write that changes nothing costs
+// one SELECT more, which tells a session that is gone (ErrNotFound) from
+// one another request changed (ErrConflict); a create that finds a live
+// row in the way needs none (its INSERT changed nothing: ErrConflict).
+func TestAnswersCostOneRead(t *testing.T) {
+	tp := &tap{}
+	st := storeOn(t, tapDB(t, dbPath(t), tp, sqlite.Options{}), sqlite.Options{CleanupInterval: -1})
+	ctx, now := t.Context(), time.Now()
+	e := func(v uint64) backend.Entry {
+		return backend.Entry{Value: []byte("v"), Expires: now.Add(time.Hour), Limit: now.Add(2 * time.Hour), Version: v}
+	}
+	for _, k := range []string{"k", "taken"} {
+		if err := st.SetIf(ctx, k, 0, now, e(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want error
+		sent []string // the statements' first words
+	}{
+		{"SetIf of another version", func() error { return st.SetIf(ctx, "k", 9, now, e(10)) }, backend.ErrConflict,
+			[]string{`UPDATE "sessions" SET value`, `SELECT version, expires,`}},
+		{"SetIf of a missing session", func() error { return st.SetIf(ctx, "gone", 1, now, e(2)) }, backend.ErrNotFound,
+			[]string{`UPDATE "sessions" SET value`, `SELECT version, expires,`}},
+		{"SetIf creating over a live row", func() error { return st.SetIf(ctx, "k", 0, now, e(1)) }, backend.ErrConflict,
+			[]string{`INSERT INTO "sessions"`}},
+		{"Replace of a missing session", func() error { return st.Replace(ctx, "gone", 1, "new", now, e(2)) }, backend.ErrNotFound,
+			[]string{`UPDATE OR REPLACE "sessions"`, `SELECT (SELECT version`}},
+		{"Replace onto a taken key", func() error { return st.Replace(ctx, "k", 1, "taken", now, e(2)) }, backend.ErrConflict,
+			[]string{`UPDATE OR REPLACE "sessions"`, `SELECT (SELECT version`}},
+	} {
+		tp.take()
+		err := tc.call()
+		sent := withoutCheckpoints(tp.take())
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		ok := len(sent) == len(tc.sent)
+		for i := 0; ok && i < len(sent); i++ {
+			ok = strings.HasPrefix(sent[i], tc.sent[i])
+		}
+		if !ok {
+			t.Errorf("%s: sent %q, want %q", tc.name, short(sent), tc.sent)
+		}
 	}
 }
