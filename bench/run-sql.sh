@@ -10,10 +10,13 @@
 #   bench/run-sql.sh                  # COUNT=6 rounds of the requests, CLEANUPS=3 of each cleanup
 #   COUNT=10 CLEANUPS=1 bench/run-sql.sh
 #   COUNT=1 CLEANUPS=0 bench/run-sql.sh   # a quick check of the script: no cleanups
+#   RESUME=1 bench/run-sql.sh             # go on with an interrupted run (see step below)
+#   NOTE='...' bench/run-sql.sh           # a paragraph for the section's header (what was run again, say)
 #
-# On 2 cores, a round of the requests takes about 25 s; one cleanup of each
-# kind about 7 minutes (SQLite 3, MariaDB 4: this library's cleanups are the
-# slow part), most of it this library's cleanups.
+# On 2 cores, the whole run takes about 30 minutes: a round of the requests
+# about 17 s; one SQLite cleanup step (this library's, scs's and the
+# control) about 2 minutes, one MariaDB step about 4 (this library's
+# cleanups are the slow part), the cases whose requests write 2 and 3.
 #
 # The server is installed with mariadb-install-db into a temporary directory
 # and listens on a free port of 127.0.0.1 only (and a socket in that
@@ -134,16 +137,37 @@ go vet ./...
 go test -c -o "$work/bench.test" .
 tmpdir=${TMPDIR:-/tmp}
 tmpfs=$(df -PT "$tmpdir" | awk 'NR == 2 { print $2 }')
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-t0=$SECONDS
-: >results-sql.txt
+# The run is a list of steps, each appended to results-sql.txt only once it
+# has finished, followed by a line "# run-sql: done STEP in N s" (benchstat
+# ignores lines starting with #). With RESUME=1, a run that was interrupted
+# (the machine is shared) goes on where it stopped: the steps already done
+# are skipped, on a new MariaDB server.
+if [[ ${RESUME:-0} == 1 && -s results-sql.txt ]] && grep -q '^# run-sql: load-before ' results-sql.txt; then
+	echo "run-sql.sh: resuming: $(grep -c '^# run-sql: done ' results-sql.txt) step(s) already done"
+else
+	echo "# run-sql: load-before $(cut -d' ' -f1-3 /proc/loadavg)" >results-sql.txt
+	echo "# run-sql: started $(date -u '+%Y-%m-%d %H:%M UTC')" >>results-sql.txt
+fi
+# step NAME ARGS...: runs the benchmark binary with ARGS unless step NAME is
+# done, and appends its output.
+step() {
+	local name=$1
+	shift
+	if grep -q "^# run-sql: done $name in " results-sql.txt; then
+		return
+	fi
+	echo "run-sql.sh: $name"
+	local t=$SECONDS
+	"$work/bench.test" -test.run '^$' -test.benchmem "$@" >"$work/step.txt"
+	cat "$work/step.txt" >>results-sql.txt
+	echo "# run-sql: done $name in $((SECONDS - t)) s" >>results-sql.txt
+}
 # Each round runs every request benchmark once (-count 1), SQLite's and
 # MariaDB's, so that drifts and other load on the machine spread over all
 # of them alike.
 for round in $(seq 1 "$COUNT"); do
-	echo "run-sql.sh: round $round of $COUNT ($((SECONDS - t0)) s so far)"
-	"$work/bench.test" -test.run '^$' -test.benchmem -test.count 1 -test.benchtime 1s -test.timeout 30m \
-		-test.bench '^Benchmark(SQLite|MySQL)Request$' >>results-sql.txt
+	step "requests-round-$round" -test.count 1 -test.benchtime 1s -test.timeout 30m \
+		-test.bench '^Benchmark(SQLite|MySQL)Request$'
 done
 # The cleanups: SQLite's first, so that they do not share the disk with
 # InnoDB's purge of MariaDB's deletes; each MariaDB run waits for the purge
@@ -151,15 +175,17 @@ done
 # (sessions-touchevery) run once.
 if ((CLEANUPS > 0)); then
 	for b in SQLite MySQL; do
-		echo "run-sql.sh: $b: the cleanups of 1,000,000 expired rows, and the control, $CLEANUPS time(s) each ($((SECONDS - t0)) s so far)"
-		"$work/bench.test" -test.run '^$' -test.benchmem -test.count "$CLEANUPS" -test.benchtime 1x -test.timeout 90m \
-			-test.bench "^Benchmark${b}Cleanup\$/^(sessions|scs|none)\$" >>results-sql.txt
-		echo "run-sql.sh: $b: the cleanup with requests that write, once ($((SECONDS - t0)) s so far)"
-		"$work/bench.test" -test.run '^$' -test.benchmem -test.count 1 -test.benchtime 1x -test.timeout 90m \
-			-test.bench "^Benchmark${b}Cleanup\$/^sessions-touchevery\$" >>results-sql.txt
+		for i in $(seq 1 "$CLEANUPS"); do
+			step "$b-cleanup-$i" -test.count 1 -test.benchtime 1x -test.timeout 60m \
+				-test.bench "^Benchmark${b}Cleanup\$/^(sessions|scs|none)\$"
+		done
+		step "$b-cleanup-touchevery" -test.count 1 -test.benchtime 1x -test.timeout 60m \
+			-test.bench "^Benchmark${b}Cleanup\$/^sessions-touchevery\$"
 	done
 fi
-elapsed=$((SECONDS - t0))
+elapsed=$(awk '/^# run-sql: done / { t += $(NF - 1) } END { print t + 0 }' results-sql.txt)
+load_before=$(awk '/^# run-sql: load-before / { print $4, $5, $6; exit }' results-sql.txt)
+started=$(awk '/^# run-sql: started / { sub(/^# run-sql: started /, ""); print; exit }' results-sql.txt)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 "$benchstat" -filter '.unit:(sec/op OR B/op OR allocs/op OR stmts/op OR max-request-ms OR p99-request-ms OR requests OR slow-requests OR failed)' \
@@ -172,12 +198,16 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "<!-- sql: written by bench/run-sql.sh; do not edit by hand -->"
 	echo "## SQLite and MariaDB"
 	echo
-	echo "Written by \`bench/run-sql.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'): $cpu, $(nproc) cores, $(go version | cut -d' ' -f3),"
+	echo "Written by \`bench/run-sql.sh\` (started $started, finished $(date -u '+%Y-%m-%d %H:%M UTC')): $cpu, $(nproc) cores, $(go version | cut -d' ' -f3),"
 	echo "$(go list -m -f '{{.Path}} {{.Version}}' modernc.org/sqlite github.com/go-sql-driver/mysql github.com/alexedwards/scs/sqlite3store github.com/alexedwards/scs/mysqlstore | paste -sd, - | sed 's/,/, /g');"
 	echo "SQLite files in $tmpdir ($tmpfs); MariaDB $dbver (private, on loopback, default settings:"
 	echo "innodb_flush_log_at_trx_commit=$flush, a $bufpool MiB buffer pool, no binary log);"
 	echo "$COUNT rounds of the requests, $CLEANUPS cleanup(s) each, $elapsed s in all; load average (1, 5, 15 min) before: $load_before,"
 	echo "after: $load_after (the machine is shared: other processes' load widens the intervals and the cleanups' longest waits)."
+	if [[ -n ${NOTE:-} ]]; then
+		echo
+		echo "$NOTE"
+	fi
 	echo
 	cat "$work/ratios.md"
 	echo

@@ -357,7 +357,7 @@ func report(w io.Writer, t *benchcsv.Table, s samples) {
 			if m > 100 && c > 100 {
 				v = "**inconclusive**: the machine alone made a request wait " + num(c) + " ms"
 			}
-			fmt.Fprintf(w, "| %s | cleanup of 1,000,000 expired rows, %s: longest concurrent request (worst of %d runs) | %s ms (%s over 100 ms; cleanup %s; with no cleanup: %s ms) | ≤ 100 ms | %s |\n",
+			fmt.Fprintf(w, "| %s | cleanup of 1,000,000 expired rows, %s: longest concurrent request (worst of %d run(s)) | %s ms (%s over 100 ms; cleanup %s; with no cleanup: %s ms) | ≤ 100 ms | %s |\n",
 				st.title, k.label, s.runs(clean), num(m), num(s.sum(clean, "slow-requests")), secs(s.median(clean, "sec/op")), num(c), v)
 			failed := s.sum(clean, "failed")
 			fmt.Fprintf(w, "| %s | cleanup of 1,000,000 expired rows, %s: failed concurrent requests (all runs) | %s (scs: %s) | 0 | %s |\n",
