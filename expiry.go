@@ -16,9 +16,10 @@ import (
 //     moves, and the idle deadline is never set past it (Entry.Limit).
 //
 // Sliding the idle deadline is a store write, so it happens only when due:
-// once TouchInterval has passed since the deadline was last written. A
-// visitor is thus logged out between IdleTimeout-TouchInterval and
-// IdleTimeout after their last request.
+// once TouchInterval has passed since the deadline was last written, by a
+// load (a touch) or by a save (which keeps the stored deadline until then:
+// saveDeadline). A visitor is thus logged out between
+// IdleTimeout-TouchInterval and IdleTimeout after their last request.
 
 // idleDeadline returns the idle deadline at now of a session with idle
 // timeout idle.
@@ -28,6 +29,21 @@ func (m *Manager[T]) idleDeadline(now, absolute time.Time, idle time.Duration) t
 		return absolute
 	}
 	return d
+}
+
+// saveDeadline returns the idle deadline a write of s as st stores at now,
+// absolute being its absolute deadline: a save that keeps the token and the
+// lifetime keeps the stored deadline while it is not due for a refresh
+// (touchDue), as a load does; anything else gets a new one. A save thus
+// changes the session's value and version only, which lets a store whose
+// deadline is indexed (PostgreSQL, MySQL) update the row in place (a HOT
+// update; no index entry written), and sends no new cookie.
+func (m *Manager[T]) saveDeadline(s *Session[T], st step, now, absolute time.Time) time.Time {
+	if st == stepSave && !s.isNew && s.life == s.base.life && now.Before(s.expires) &&
+		!s.expires.After(absolute) && !m.touchDue(now, s.expires, absolute, m.ownIdle(s.life)) {
+		return s.expires
+	}
+	return m.idleDeadline(now, absolute, m.idleOf(s.life))
 }
 
 // touchThreshold returns the instant before which a stored idle deadline is

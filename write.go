@@ -209,7 +209,7 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 	}
 	e := backend.Entry{
 		Value:   m.envelope(s, created, absolute, issued, bind, data, sealFor(), key),
-		Expires: m.idleDeadline(now, absolute, m.idleOf(s.life)),
+		Expires: m.saveDeadline(s, st, now, absolute),
 		Limit:   absolute,
 		Version: version,
 		Idle:    m.ownIdle(s.life),
