@@ -68,6 +68,19 @@ func mysqlDB(b *testing.B, cnt *sqlCounter) *sql.DB {
 	return db
 }
 
+// innodbRedo returns a logMeter of the redo log that the InnoDB of
+// $SESSIONS_BENCH_MYSQL writes (its log sequence number), read through a
+// handle of its own (its statements are not counted).
+func innodbRedo(b *testing.B) logMeter {
+	db := mysqlDB(b, nil)
+	return logMeter{read: func() (int64, error) {
+		var name string
+		var lsn int64
+		err := db.QueryRow("SHOW GLOBAL STATUS LIKE 'Innodb_lsn_current'").Scan(&name, &lsn)
+		return lsn, err
+	}}
+}
+
 // ourMySQLStore creates this library's tables (emptied) on db and returns
 // a store on them, with the background cleanup off.
 func ourMySQLStore(b *testing.B, db *sql.DB) *mysql.Store {
@@ -112,14 +125,14 @@ func scsMySQLStore(b *testing.B, db *sql.DB) *mysqlstore.MySQLStore {
 // every request).
 func setupSessionsMySQL(touch time.Duration) func(b *testing.B) (lib, *sqlCounter) {
 	return func(b *testing.B) (lib, *sqlCounter) {
-		cnt := &sqlCounter{}
+		cnt := &sqlCounter{log: innodbRedo(b)}
 		st := ourMySQLStore(b, mysqlDB(b, cnt))
 		return lib{h: sessionsHandler(newManager(b, st, touch)), serverSide: true}, cnt
 	}
 }
 
 func setupSCSMySQL(b *testing.B) (lib, *sqlCounter) {
-	cnt := &sqlCounter{}
+	cnt := &sqlCounter{log: innodbRedo(b)}
 	return lib{h: scsHandler(scsMySQLStore(b, mysqlDB(b, cnt))), serverSide: true}, cnt
 }
 

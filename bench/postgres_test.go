@@ -35,8 +35,12 @@ const scsSchema = `CREATE TABLE IF NOT EXISTS sessions (
 CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions (expiry);`
 
 // pgCounter is a pgx QueryTracer counting the statements sent (one per
-// Exec, Query or QueryRow): after warm-up, each is one round trip.
-type pgCounter struct{ stmts atomic.Int64 }
+// Exec, Query or QueryRow): after warm-up, each is one round trip. With
+// log set, it also reports the bytes the server wrote to its log.
+type pgCounter struct {
+	stmts atomic.Int64
+	log   logMeter
+}
 
 func (c *pgCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	c.stmts.Add(1)
@@ -45,12 +49,28 @@ func (c *pgCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.Trac
 
 func (c *pgCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-func (c *pgCounter) reset() { c.stmts.Store(0) }
+func (c *pgCounter) reset(b *testing.B) {
+	c.stmts.Store(0)
+	c.log.reset(b)
+}
 
-// report adds stmts/op to b's results, for the b.N iterations since the
-// last reset.
+// report adds stmts/op (and log-B/op) to b's results, for the b.N
+// iterations since the last reset.
 func (c *pgCounter) report(b *testing.B) {
 	b.ReportMetric(float64(c.stmts.Load())/float64(b.N), "stmts/op")
+	c.log.report(b)
+}
+
+// pgWAL returns a logMeter of the WAL that the server of
+// $SESSIONS_BENCH_POSTGRES writes, read through a pool of its own (its
+// statements are not counted).
+func pgWAL(b *testing.B) logMeter {
+	pool := postgresPool(b, nil)
+	return logMeter{read: func() (int64, error) {
+		var lsn int64
+		err := pool.QueryRow(context.Background(), `SELECT pg_current_wal_insert_lsn() - '0/0'`).Scan(&lsn)
+		return lsn, err
+	}}
 }
 
 // postgresPool returns a pool to $SESSIONS_BENCH_POSTGRES whose statements
@@ -120,7 +140,7 @@ func scsPostgresStore(b *testing.B, pool *pgxpool.Pool) *pgxstore.PostgresStore 
 // deadline on every request, in the load's statement).
 func setupSessionsPostgres(touch time.Duration) libSetup {
 	return func(b *testing.B) lib {
-		cnt := &pgCounter{}
+		cnt := &pgCounter{log: pgWAL(b)}
 		st := ourPostgresStore(b, postgresPool(b, cnt))
 		return lib{h: sessionsHandler(newManager(b, st, touch)), pgcnt: cnt, serverSide: true}
 	}
@@ -128,7 +148,7 @@ func setupSessionsPostgres(touch time.Duration) libSetup {
 
 // setupSCSPostgres is scs on its PostgreSQL store over pgx (pgxstore).
 func setupSCSPostgres(b *testing.B) lib {
-	cnt := &pgCounter{}
+	cnt := &pgCounter{log: pgWAL(b)}
 	return lib{h: scsHandler(scsPostgresStore(b, postgresPool(b, cnt))), pgcnt: cnt, serverSide: true}
 }
 

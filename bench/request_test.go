@@ -354,7 +354,7 @@ func BenchmarkRequest(b *testing.B) {
 					lb.cnt.reset()
 				}
 				if lb.pgcnt != nil {
-					lb.pgcnt.reset()
+					lb.pgcnt.reset(b)
 				}
 				b.ReportAllocs()
 				// The request is parsed once (httptest.NewRequest); each
@@ -382,10 +382,10 @@ func BenchmarkRequest(b *testing.B) {
 				if lb.cnt != nil {
 					lb.cnt.report(b)
 				}
+				b.StopTimer()
 				if lb.pgcnt != nil {
 					lb.pgcnt.report(b)
 				}
-				b.StopTimer()
 				// Check that the session was really there and, on
 				// server-side stores, that every increment was kept.
 				if l.name != "baseline" {

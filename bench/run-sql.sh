@@ -188,7 +188,7 @@ load_before=$(awk '/^# run-sql: load-before / { print $4, $5, $6; exit }' result
 started=$(awk '/^# run-sql: started / { sub(/^# run-sql: started /, ""); print; exit }' results-sql.txt)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-"$benchstat" -filter '.unit:(sec/op OR B/op OR allocs/op OR stmts/op OR max-request-ms OR p99-request-ms OR requests OR slow-requests OR failed)' \
+"$benchstat" -filter '.unit:(sec/op OR B/op OR allocs/op OR stmts/op OR log-B/op OR max-request-ms OR p99-request-ms OR requests OR slow-requests OR failed)' \
 	results-sql.txt >"$work/tables.txt" 2>&1 || "$benchstat" results-sql.txt >"$work/tables.txt" 2>&1
 "$benchstat" -format csv results-sql.txt >"$work/sql.csv" 2>/dev/null
 go run ./cmd/sqlratios "$work/sql.csv" results-sql.txt >"$work/ratios.md"
@@ -221,7 +221,9 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	echo "  from a goroutine of its own), scs's keeps SQLite's automatic checkpoints. MariaDB: one database, the"
 	echo "  DSN \`interpolateParams=true&parseTime=true&timeout=5s\` for both (one round trip per statement)."
 	echo "  \`stmts/op\` counts the statements with a database/sql driver wrapper (every Exec and Query, BEGIN and"
-	echo "  COMMIT; not the SQLite store's background \`PRAGMA wal_checkpoint\`)."
+	echo "  COMMIT; not the SQLite store's background \`PRAGMA wal_checkpoint\`). \`log-B/op\` (MariaDB only) is how far"
+	echo "  InnoDB's log sequence number (\`Innodb_lsn_current\`) moved over the timed loop, per request: the redo"
+	echo "  each request made the server write."
 	echo "- **BenchmarkSQLiteCleanup**, **BenchmarkMySQLCleanup**: 1,000,000 expired rows (inserted by one"
 	echo "  INSERT ... SELECT, then checkpointed: SQLite's \`wal_checkpoint(TRUNCATE)\`; InnoDB's ANALYZE TABLE and"
 	echo "  buffer pool flushed) removed while another goroutine keeps sending read-only requests of a live"

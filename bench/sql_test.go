@@ -28,7 +28,10 @@ import (
 // once a second after writes, from a goroutine of its own, off the
 // requests' path. With MySQL's interpolateParams=true, each counted
 // statement is one round trip.
-type sqlCounter struct{ stmts atomic.Int64 }
+type sqlCounter struct {
+	stmts atomic.Int64
+	log   logMeter // with read set, log-B/op is reported too
+}
 
 func (c *sqlCounter) add(query string) {
 	if c == nil {
@@ -41,17 +44,19 @@ func (c *sqlCounter) add(query string) {
 	c.stmts.Add(1)
 }
 
-func (c *sqlCounter) reset() {
+func (c *sqlCounter) reset(b *testing.B) {
 	if c != nil {
 		c.stmts.Store(0)
+		c.log.reset(b)
 	}
 }
 
-// report adds stmts/op to b's results, for the b.N iterations since the
-// last reset.
+// report adds stmts/op (and log-B/op) to b's results, for the b.N
+// iterations since the last reset.
 func (c *sqlCounter) report(b *testing.B) {
 	if c != nil {
 		b.ReportMetric(float64(c.stmts.Load())/float64(b.N), "stmts/op")
+		c.log.report(b)
 	}
 }
 
@@ -304,7 +309,7 @@ func benchSQLRequests(b *testing.B, libs []sqlLib) {
 						modified++
 					}
 				}
-				cnt.reset()
+				cnt.reset(b)
 				b.ReportAllocs()
 				tmpl := httptest.NewRequest(http.MethodGet, path, nil)
 				tmpl.Header.Set("Cookie", cookie)
@@ -320,8 +325,8 @@ func benchSQLRequests(b *testing.B, libs []sqlLib) {
 						modified++
 					}
 				}
-				cnt.report(b)
 				b.StopTimer()
+				cnt.report(b)
 				var want int64 // a read-only benchmark never changed the counter
 				if op == "modify" {
 					want = modified + 1 // every increment kept, plus this request's

@@ -1,4 +1,4 @@
-package main
+package samples
 
 import (
 	"math"
@@ -18,17 +18,17 @@ func TestUTest(t *testing.T) {
 		{[]float64{1, 3, 5, 7, 9, 11}, []float64{2, 4, 6, 8, 10, 12}, 0.6991},
 		{[]float64{1, 2, 3}, []float64{4, 5, 6}, 0.1},
 	} {
-		if got := uTest(c.x, c.y); math.Abs(got-c.want) > 1e-3 {
-			t.Errorf("uTest(%v, %v) = %.4f, want %.4f", c.x, c.y, got, c.want)
+		if got := UTest(c.x, c.y); math.Abs(got-c.want) > 1e-3 {
+			t.Errorf("UTest(%v, %v) = %.4f, want %.4f", c.x, c.y, got, c.want)
 		}
 	}
-	if !math.IsNaN(uTest(nil, []float64{1})) {
-		t.Error("uTest of an empty sample is not NaN")
+	if !math.IsNaN(UTest(nil, []float64{1})) {
+		t.Error("UTest of an empty sample is not NaN")
 	}
 }
 
 func TestReadSamples(t *testing.T) {
-	s, err := readSamples(strings.NewReader(`goos: linux
+	s, err := Read(strings.NewReader(`goos: linux
 BenchmarkSQLiteRequest/sessions-sqlite/read-2   	   54283	     24563 ns/op	         1.000 stmts/op	    4457 B/op	      69 allocs/op
 BenchmarkSQLiteRequest/sessions-sqlite/read-2   	   50000	     30000 ns/op	         1.000 stmts/op	    4457 B/op	      69 allocs/op
 BenchmarkSQLiteCleanup/sessions-2 	       1	12000000000 ns/op	        42.50 max-request-ms	      3000 requests	         0 failed
@@ -37,13 +37,13 @@ PASS
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.median("SQLiteRequest/sessions-sqlite/read", "sec/op"); math.Abs(got-27281.5e-9) > 1e-12 {
+	if got := s.Median("SQLiteRequest/sessions-sqlite/read", "sec/op"); math.Abs(got-27281.5e-9) > 1e-12 {
 		t.Errorf("median = %v", got)
 	}
-	if got := s.max("SQLiteCleanup/sessions", "max-request-ms"); got != 42.5 {
+	if got := s.Max("SQLiteCleanup/sessions", "max-request-ms"); got != 42.5 {
 		t.Errorf("max-request-ms = %v", got)
 	}
-	if got := s.runs("SQLiteRequest/sessions-sqlite/read"); got != 2 {
+	if got := s.Runs("SQLiteRequest/sessions-sqlite/read"); got != 2 {
 		t.Errorf("runs = %d", got)
 	}
 }
