@@ -21,7 +21,8 @@ const maxCleanupPause = 100 * time.Millisecond
 // through the index on expires, or on the records' limit), so each its own
 // short transaction: a batch holds the file's write lock for about 4 ms per
 // 1,000 rows (the median of BenchmarkCleanupQuiet), and waits for that lock
-// like any other write. Between two batches it pauses as long as the last
+// like any other write; the Store's own writes wait for a batch in the
+// process, starting the moment it ends (writeGate). Between two batches it pauses as long as the last
 // one took (at most 100 ms), so that it takes at most half of the write
 // lock's time from requests; reads never wait for it (WAL mode). It stops
 // when a batch finds fewer rows than the batch size, when ctx ends, or when
@@ -64,9 +65,16 @@ func (s *Store) Cleanup(ctx context.Context) (int64, error) {
 }
 
 // cleanupBatch runs one batch of stmt, of at most size rows.
+// It holds the write gate meanwhile: this Store's other writes wait for the
+// batch in the process rather than in SQLite's busy handler (writeGate).
 func (s *Store) cleanupBatch(ctx context.Context, stmt *sql.Stmt, size int) (int64, error) {
 	bctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
+	open, err := s.gate.close(bctx)
+	if err != nil {
+		return 0, err
+	}
+	defer open()
 	defer s.wrote()
 	return exec(bctx, stmt, micros(s.now()), size)
 }

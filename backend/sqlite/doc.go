@@ -210,8 +210,14 @@
 // so a short transaction of its own, until a batch finds fewer rows
 // (TestCleanupDeletesExpiredInBatches); between two batches it pauses as
 // long as the last one took, at most 100 ms (TestCleanupPausesBetweenBatches).
-// Each process runs its own cleanup; their batches wait for each other like
-// any writes. The store does not implement backend.ExpiryNotifier: a row
+// A batch and the Store's other writes take turns in the process: a write
+// that finds a batch running waits on a channel and starts the moment it
+// ends, and a batch waits for the writes under way (TestWriteGate). They
+// would otherwise take turns in SQLite's busy handler, which has no queue
+// and sleeps longer at each try (up to 100 ms), so that a write could miss
+// one pause after another. Writes through other handles and processes
+// still wait for a batch in the busy handler. Each process runs its own
+// cleanup; their batches wait for each other like any writes. The store does not implement backend.ExpiryNotifier: a row
 // may be deleted by another process's cleanup, whose Managers this process
 // does not hear. Close stops the goroutine.
 //

@@ -124,6 +124,9 @@ type Store struct {
 	// dirty tells the checkpointer of a write (see CheckpointEvery).
 	dirty chan struct{}
 
+	// gate makes the cleanup's batches and the other writes take turns.
+	gate writeGate
+
 	closed         atomic.Bool
 	closeOnce      sync.Once
 	stop           context.CancelFunc // ends the background goroutines' context
@@ -356,6 +359,10 @@ func (s *Store) GetTouch(ctx context.Context, key string, now, ifBefore, expires
 // to, if the row's deadline, limit and idle timeout are still e's. It
 // reports false when they are not.
 func (s *Store) slide(ctx context.Context, key string, e backend.Entry, now, to int64) (backend.Entry, bool, error) {
+	if err := s.gate.enter(ctx); err != nil {
+		return backend.Entry{}, false, err
+	}
+	defer s.gate.leave()
 	rows, err := s.stmt.slide.QueryContext(ctx, key, micros(e.Expires), limitArg(e.Limit), int64(e.Idle), now, to)
 	if err != nil {
 		return backend.Entry{}, false, err

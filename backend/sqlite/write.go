@@ -48,12 +48,17 @@ func exec(ctx context.Context, stmt *sql.Stmt, args ...any) (int64, error) {
 	return r.RowsAffected()
 }
 
-// write runs a write (waiting for SQLite's write lock: Options.BusyTimeout): run
+// write runs a write (waiting for a cleanup batch of this Store to end:
+// writeGate; then for SQLite's write lock: Options.BusyTimeout): run
 // sends its statements; check reads back what they left, should the driver
 // not say (see outcome). Answers (nil, backend.ErrNotFound,
 // backend.ErrConflict) are returned as they are, other errors wrapped.
 func (s *Store) write(ctx context.Context, op string, run func(ctx context.Context) error, check func(ctx context.Context) (outcome, error)) error {
+	if err := s.gate.enter(ctx); err != nil {
+		return wrap(op, err)
+	}
 	err := run(ctx)
+	s.gate.leave()
 	s.wrote() // (also after a failure: the checkpointer runs the more often, never less)
 	switch {
 	case err == nil || isAnswer(err):
