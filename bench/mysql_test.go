@@ -282,10 +282,10 @@ func BenchmarkMySQLCleanup(b *testing.B) {
 				return err
 			}
 			c.cleanup = func() (int64, error) { return st.Cleanup(context.Background()) }
-		case "none":
+		case "none", "none-touchevery":
 			st := ourMySQLStore(b, db)
-			c.h = sessionsHandler(newManager(b, st, 0))
-			c.cleanup = func() (int64, error) { time.Sleep(controlWait); return 0, nil }
+			c.h = sessionsHandler(newManager(b, st, cleanupTouch(name)))
+			c.cleanup = func() (int64, error) { time.Sleep(controlWait(b)); return 0, nil }
 		case "scs":
 			table = "sessions"
 			c.h = scsHandler(scsMySQLStore(b, db))

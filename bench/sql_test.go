@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -359,19 +360,33 @@ const expiredSpread = 24 * time.Hour
 const slowRequest = 100 * time.Millisecond
 
 // cleanupTouch returns the TouchInterval of this library's cleanup case
-// name: 1 ns for "sessions-touchevery", the default otherwise.
+// name: 1 ns for "sessions-touchevery" and its control "none-touchevery",
+// the default otherwise.
 func cleanupTouch(name string) time.Duration {
-	if name == "sessions-touchevery" {
+	if strings.HasSuffix(name, "-touchevery") {
 		return time.Nanosecond
 	}
 	return 0
 }
 
-// controlWait is how long the control ("none") sends requests alone.
-const controlWait = 10 * time.Second
+// controlWait returns how long the controls ("none", "none-touchevery")
+// send requests alone: $SESSIONS_BENCH_CONTROL (a time.Duration, such as
+// 2m to match a cleanup's length), 10 s by default.
+func controlWait(b *testing.B) time.Duration {
+	v := os.Getenv("SESSIONS_BENCH_CONTROL")
+	if v == "" {
+		return 10 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("SESSIONS_BENCH_CONTROL=%q: want a positive duration", v)
+	}
+	return d
+}
 
-// benchCleanup runs, for "sessions", "sessions-touchevery", "scs" and
-// "none", the case setup returns: it creates a live session, fills the
+// benchCleanup runs, for "sessions", "sessions-touchevery", "scs", "none"
+// and "none-touchevery" (the controls: this library's requests alone, no
+// cleanup, for controlWait), the case setup returns: it creates a live session, fills the
 // expired rows, and times the cleanup while another goroutine keeps
 // sending read-only requests of that session through the same library.
 // With this library's defaults ("sessions"), such a request writes nothing
@@ -386,7 +401,7 @@ const controlWait = 10 * time.Second
 // store error after a lock wait; the target is 0). With -benchtime above
 // 1x, the durations of all iterations are pooled.
 func benchCleanup(b *testing.B, setup func(b *testing.B, name string) cleanupCase) {
-	for _, name := range []string{"sessions", "sessions-touchevery", "scs", "none"} {
+	for _, name := range []string{"sessions", "sessions-touchevery", "scs", "none", "none-touchevery"} {
 		b.Run(name, func(b *testing.B) {
 			c := setup(b, name)
 			rec := do(c.h, "/create", "")

@@ -185,11 +185,11 @@ func BenchmarkSQLiteCleanup(b *testing.B) {
 				return err
 			}
 			c.cleanup = func() (int64, error) { return st.Cleanup(context.Background()) }
-		case "none":
+		case "none", "none-touchevery":
 			var st *sqlite.Store
 			st, db = ourSQLiteStore(b, nil)
-			c.h = sessionsHandler(newManager(b, st, 0))
-			c.cleanup = func() (int64, error) { time.Sleep(controlWait); return 0, nil }
+			c.h = sessionsHandler(newManager(b, st, cleanupTouch(name)))
+			c.cleanup = func() (int64, error) { time.Sleep(controlWait(b)); return 0, nil }
 		case "scs":
 			var st *sqlite3store.SQLite3Store
 			st, db = scsSQLiteStore(b, nil)
