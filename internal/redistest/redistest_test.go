@@ -567,7 +567,13 @@ func TestSentinelGroupFailsOver(t *testing.T) {
 	}
 	done := g.WaitReplicated(30 * time.Second)
 	t.Logf("old primary a replica in sync %v after the switch", done.Sub(f.Switched).Round(time.Millisecond))
-	if Role(first) != "slave" {
-		t.Fatalf("old primary answers ROLE %q, want slave", Role(first))
+	if r := Role(first); r != "slave" {
+		// WaitReplicated saw it a replica in sync; it answers otherwise
+		// only if the sentinels failed over again since (on a loaded
+		// machine, the new primary can miss their down-after period).
+		if p := g.Primary(); p == f.New {
+			t.Fatalf("old primary answers ROLE %q, want slave (the sentinels still report %s as the primary)", r, p.Addr())
+		}
+		t.Logf("old primary answers ROLE %q: the sentinels failed over again since WaitReplicated", r)
 	}
 }
