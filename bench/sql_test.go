@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -411,6 +412,7 @@ func benchCleanup(b *testing.B, setup func(b *testing.B, name string) cleanupCas
 			cookie := sessionCookie(b, rec)
 			var (
 				waits          []time.Duration // every concurrent request's
+				slowAt         []string        // when the first slow ones started
 				served, failed int
 				firstFailure   string
 			)
@@ -444,7 +446,11 @@ func benchCleanup(b *testing.B, setup func(b *testing.B, name string) cleanupCas
 						}
 						start := time.Now()
 						rec := do(c.h, "/read", cookie)
-						waits = append(waits, time.Since(start))
+						took := time.Since(start)
+						waits = append(waits, took)
+						if took > slowRequest && len(slowAt) < 20 {
+							slowAt = append(slowAt, fmt.Sprintf("%s (took %v)", start.UTC().Format("15:04:05.000"), took.Round(time.Millisecond)))
+						}
 						served++
 						if rec.Code != http.StatusOK {
 							failed++
@@ -469,6 +475,9 @@ func benchCleanup(b *testing.B, setup func(b *testing.B, name string) cleanupCas
 			}
 			if failed > 0 {
 				b.Logf("%s: %d of %d concurrent requests failed; the first: %s", name, failed, served, firstFailure)
+			}
+			if len(slowAt) > 0 {
+				b.Logf("%s: requests over %v started at (UTC): %s", name, slowRequest, strings.Join(slowAt, ", "))
 			}
 			slices.Sort(waits)
 			slow := len(waits) - sort.Search(len(waits), func(i int) bool { return waits[i] > slowRequest })
