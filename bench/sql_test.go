@@ -139,7 +139,8 @@ func (c *sqlCountingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (d
 		if opts != (driver.TxOptions{}) {
 			return nil, errors.New("sqlCountingConn: the driver takes no transaction options")
 		}
-		tx, err = c.inner.Begin() //nolint:staticcheck // the fallback database/sql itself uses
+		//lint:ignore SA1019 the fallback database/sql itself uses
+		tx, err = c.inner.Begin()
 	}
 	if err != nil {
 		return nil, err
@@ -222,12 +223,14 @@ func (s *sqlCountingStmt) NumInput() int { return s.inner.NumInput() }
 
 func (s *sqlCountingStmt) Exec(args []driver.Value) (driver.Result, error) {
 	s.cnt.add(s.query)
-	return s.inner.Exec(args) //nolint:staticcheck // the driver's own fallback
+	//lint:ignore SA1019 the driver's own fallback
+	return s.inner.Exec(args)
 }
 
 func (s *sqlCountingStmt) Query(args []driver.Value) (driver.Rows, error) {
 	s.cnt.add(s.query)
-	return s.inner.Query(args) //nolint:staticcheck // the driver's own fallback
+	//lint:ignore SA1019 the driver's own fallback
+	return s.inner.Query(args)
 }
 
 func (s *sqlCountingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/mysql"
 	"github.com/sessionx/sessions/backend/mysql/internal/mariadbtest"
+	"github.com/sessionx/sessions/internal/lostreply"
 )
 
 // TestContextDeadlineIsHonoured: with the table locked by another
@@ -33,7 +34,7 @@ func TestContextDeadlineIsHonoured(t *testing.T) {
 	admin := srv.DB(t, nil)
 	table := mariadbtest.Table(t)
 	st := newStore(t, srv.DB(t, recommended), mysql.Options{Table: table, CleanupInterval: -1})
-	if err := st.SetIf(t.Context(), "k", 0, time.Now(), entry("v", 1)); err != nil {
+	if err := st.SetIf(t.Context(), "k", 0, time.Now(), lostreply.Entry("v", 1)); err != nil {
 		t.Fatal(err)
 	}
 	lock, err := admin.Conn(t.Context())
@@ -54,7 +55,7 @@ func TestContextDeadlineIsHonoured(t *testing.T) {
 			_, _, err := st.GetTouch(ctx, "k", time.Now(), time.Now().Add(time.Hour), time.Now().Add(time.Hour))
 			return err
 		}, false},
-		{"SetIf", func(ctx context.Context) error { return st.SetIf(ctx, "k", 1, time.Now(), entry("w", 2)) }, true},
+		{"SetIf", func(ctx context.Context) error { return st.SetIf(ctx, "k", 1, time.Now(), lostreply.Entry("w", 2)) }, true},
 	} {
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		start := time.Now()
@@ -85,7 +86,7 @@ func TestLockWaitTimeoutIsReported(t *testing.T) {
 		recommended(c)
 		c.Params = map[string]string{"innodb_lock_wait_timeout": "1"}
 	}), mysql.Options{Table: table, CleanupInterval: -1})
-	if err := st.SetIf(t.Context(), "k", 0, time.Now(), entry("v", 1)); err != nil {
+	if err := st.SetIf(t.Context(), "k", 0, time.Now(), lostreply.Entry("v", 1)); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := admin.BeginTx(t.Context(), nil)
@@ -97,7 +98,7 @@ func TestLockWaitTimeoutIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	err = st.SetIf(t.Context(), "k", 1, time.Now(), entry("w", 2))
+	err = st.SetIf(t.Context(), "k", 1, time.Now(), lostreply.Entry("w", 2))
 	t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
 	var myErr *drv.MySQLError
 	switch {
@@ -130,7 +131,7 @@ func TestDeadlockVictimIsRetried(t *testing.T) {
 		c.Params = map[string]string{"innodb_lock_wait_timeout": "10"} // a failing test ends sooner
 	}), mysql.Options{Table: table, CleanupInterval: -1})
 	ctx, now := t.Context(), time.Now()
-	if err := st.SetIf(ctx, "old", 0, now, entry("v", 1)); err != nil {
+	if err := st.SetIf(ctx, "old", 0, now, lostreply.Entry("v", 1)); err != nil {
 		t.Fatal(err)
 	}
 	// A dead row under the new key: the move must lock it.
@@ -156,7 +157,7 @@ func TestDeadlockVictimIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- st.Replace(ctx, "old", 1, "new", time.Now(), entry("moved", 2)) }()
+	go func() { done <- st.Replace(ctx, "old", 1, "new", time.Now(), lostreply.Entry("moved", 2)) }()
 	// Wait until the Replace waits for the new key's lock, holding the old
 	// row's; then take the old row's: a deadlock. (InnoDB refreshes
 	// INNODB_TRX only when it was last read over 100 ms ago: poll slower.)

@@ -128,8 +128,10 @@
 // a write that landed (even if other writers built on it meanwhile), the
 // conflict or the missing session otherwise. When it cannot find out, the
 // error matches backend.ErrUnknownOutcome (the core's middleware answers
-// 504): never a plain failure for a write that may have landed (TestWriteWithLostReplyIsResolved drops the server's answer
-// in a proxy). Errors PostgreSQL answered with (the statement failed and was
+// 504): never a plain failure for a write that may have landed
+// (TestWriteWithLostReplyIsResolved drops the server's answer in a proxy).
+// A SetIf that ends a session (a dead Expires) therefore leaves the row,
+// emptied and dead, with its write id, for the cleanup to delete. Errors PostgreSQL answered with (the statement failed and was
 // rolled back) and failures to connect (nothing was sent) are returned as
 // they are.
 package postgres

@@ -21,6 +21,7 @@ import (
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/postgres"
 	"github.com/sessionx/sessions/backend/postgres/internal/pgtest"
+	"github.com/sessionx/sessions/internal/lostreply"
 )
 
 // TestContextDeadlineIsHonoured: with the table locked by another
@@ -31,7 +32,7 @@ func TestContextDeadlineIsHonoured(t *testing.T) {
 	admin := srv.Pool(t, nil)
 	table := pgtest.Table(t)
 	st := newStore(t, srv.Pool(t, nil), postgres.Options{Table: table, CleanupInterval: -1})
-	if err := st.SetIf(t.Context(), "k", 0, time.Now(), entry("v", 1)); err != nil {
+	if err := st.SetIf(t.Context(), "k", 0, time.Now(), lostreply.Entry("v", 1)); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := admin.Begin(t.Context())
@@ -51,7 +52,7 @@ func TestContextDeadlineIsHonoured(t *testing.T) {
 			_, _, err := st.GetTouch(ctx, "k", time.Now(), time.Now().Add(time.Hour), time.Now().Add(time.Hour))
 			return err
 		}, false},
-		{"SetIf", func(ctx context.Context) error { return st.SetIf(ctx, "k", 1, time.Now(), entry("w", 2)) }, true},
+		{"SetIf", func(ctx context.Context) error { return st.SetIf(ctx, "k", 1, time.Now(), lostreply.Entry("w", 2)) }, true},
 	} {
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		start := time.Now()

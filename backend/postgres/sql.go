@@ -62,11 +62,17 @@ WHERE t.expires <= $2 AND NOT ($7 = ANY (t.writes))`
 )
 SELECT EXISTS (SELECT FROM w), (SELECT version FROM {table} WHERE key = $1 AND expires > $2)`
 
-	// $1 key, $2 now, $3 old version: SetIf with a dead Expires removes the
-	// live row of version $3. Returns whether it did, and the live version
-	// seen.
+	// $1 key, $2 now, $3 old version, $4 write id: SetIf with a dead
+	// Expires ends the live row of version $3: its value is emptied and its
+	// deadline set to the epoch, and the row stays, holding the write id,
+	// until the cleanup, so that the write sent again after a lost reply
+	// finds that it landed (a DELETE would leave nothing to find). Returns
+	// whether it did, and the live version seen.
 	sqlDeleteIf = `WITH d AS (
-	DELETE FROM {table} WHERE key = $1 AND version = $3 AND expires > $2 RETURNING 1
+	UPDATE {table} SET value = '', expires = 'epoch', limit_at = NULL,
+		writes = (ARRAY[$4::bigint] || writes)[1:4]
+	WHERE key = $1 AND version = $3 AND expires > $2 AND NOT ($4 = ANY (writes))
+	RETURNING 1
 )
 SELECT EXISTS (SELECT FROM d), (SELECT version FROM {table} WHERE key = $1 AND expires > $2)`
 

@@ -39,7 +39,7 @@ func (s *Store) SetIf(ctx context.Context, key string, old uint64, now time.Time
 			}
 			return nil
 		case !e.Expires.After(now):
-			return s.settle(ctx, key, old, now, id, replay, s.sql.deleteIf, key, now, int64(old))
+			return s.settle(ctx, key, old, now, id, replay, s.sql.deleteIf, key, now, int64(old), id)
 		case old == 0:
 			var written bool
 			if e.Owner != "" {
