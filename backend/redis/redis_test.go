@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -24,6 +22,7 @@ import (
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/redis"
 	"github.com/sessionx/sessions/backend/storetest"
+	"github.com/sessionx/sessions/internal/lostreply"
 	"github.com/sessionx/sessions/internal/redistest"
 	"github.com/sessionx/sessions/internal/testclock"
 	"github.com/sessionx/sessions/sessionstest"
@@ -688,80 +687,14 @@ func TestFailedLoginDoesNotLogOldTokenInUnderMaxmemory(t *testing.T) {
 	}
 }
 
-// lossyProxy forwards TCP between a client and Redis and, when armed, drops
-// the next reply from Redis and cuts the connection: the command was
-// applied, but the client never hears so.
-type lossyProxy struct {
-	ln     net.Listener
-	target string
-	armed  atomic.Bool
-	drops  atomic.Int64
-	onDrop func() // run after a reply was dropped, before the client hears of it
-}
-
-func newLossyProxy(t *testing.T, target string) *lossyProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &lossyProxy{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
-	return p
-}
-
 // newLossyStore returns a store whose client reaches srv through a
-// lossyProxy, with go-redis's MaxRetries set to maxRetries.
-func newLossyStore(t *testing.T, srv *redistest.Server, maxRetries int) (*lossyProxy, *goredis.Client, *redis.Store) {
+// lostreply.Proxy, with go-redis's MaxRetries set to maxRetries.
+func newLossyStore(t *testing.T, srv *redistest.Server, maxRetries int) (*lostreply.Proxy, *goredis.Client, *redis.Store) {
 	t.Helper()
-	proxy := newLossyProxy(t, srv.Addr())
-	client := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true, MaxRetries: maxRetries})
+	proxy := lostreply.NewProxy(t, srv.Addr())
+	client := goredis.NewClient(&goredis.Options{Addr: proxy.Addr(), ContextTimeoutEnabled: true, MaxRetries: maxRetries})
 	t.Cleanup(func() { client.Close() })
 	return proxy, client, newStore(t, client)
-}
-
-func (p *lossyProxy) serve(client net.Conn) {
-	server, err := net.Dial("tcp", p.target)
-	if err != nil {
-		client.Close()
-		return
-	}
-	go func() {
-		io.Copy(server, client)
-		server.Close()
-	}()
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := server.Read(buf)
-		if n > 0 {
-			if p.armed.CompareAndSwap(true, false) {
-				p.drops.Add(1)
-				if p.onDrop != nil {
-					p.onDrop()
-				}
-				client.Close()
-				server.Close()
-				return
-			}
-			if _, werr := client.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	client.Close()
-	server.Close()
 }
 
 func TestWriteWithLostReplyIsResolved(t *testing.T) {
@@ -799,12 +732,12 @@ func TestWriteWithLostReplyIsResolved(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			drops := proxy.drops.Load()
-			proxy.armed.Store(true)
+			drops := proxy.Drops()
+			proxy.DropNextReply()
 			if err := tc.write(); err != nil {
 				t.Fatalf("a write Redis applied but whose reply was lost: %v, want success", err)
 			}
-			if proxy.drops.Load() != drops+1 {
+			if proxy.Drops() != drops+1 {
 				t.Fatal("the proxy dropped no reply: the test tested nothing")
 			}
 			tc.check(t)
@@ -939,12 +872,12 @@ func TestIndexerWriteWithLostReplyIsResolved(t *testing.T) {
 		{"RemoveOwned", func() error { return st.RemoveOwned(ctx, "u", "k1") }, []string{"k2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			drops := proxy.drops.Load()
-			proxy.armed.Store(true)
+			drops := proxy.Drops()
+			proxy.DropNextReply()
 			if err := tc.write(); err != nil {
 				t.Fatalf("a write Redis applied but whose reply was lost: %v, want success", err)
 			}
-			if proxy.drops.Load() != drops+1 {
+			if proxy.Drops() != drops+1 {
 				t.Fatal("the proxy dropped no reply: the test tested nothing")
 			}
 			got, err := st.Owned(ctx, "u")
@@ -986,12 +919,12 @@ func TestWriteWithLostReplyThenAnotherWriterIsResolved(t *testing.T) {
 	}
 	// The write lands, its reply is lost, and before the store tries again
 	// another writer builds on it. The replay must still report success.
-	proxy.armed.Store(true)
-	proxy.onDrop = func() {
+	proxy.OnDrop(func() {
 		if err := direct.SetIf(ctx, "k", 2, time.Now(), backend.Entry{Value: []byte("v3"), Expires: exp, Version: 3}); err != nil {
 			t.Errorf("the other writer: %v", err)
 		}
-	}
+	})
+	proxy.DropNextReply()
 	if err := st.SetIf(ctx, "k", 1, time.Now(), backend.Entry{Value: []byte("v2"), Expires: exp, Version: 2}); err != nil {
 		t.Fatalf("a write that landed, then was built on, was reported as %v", err)
 	}

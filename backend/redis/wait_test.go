@@ -17,6 +17,7 @@ import (
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/redis"
 	"github.com/sessionx/sessions/backend/storetest"
+	"github.com/sessionx/sessions/internal/lostreply"
 	"github.com/sessionx/sessions/internal/redistest"
 )
 
@@ -188,17 +189,17 @@ func TestWaitCopyOfWriteIsUnknown(t *testing.T) {
 	needBinaries(t)
 	primary := redistest.StartServer(t, noSyncDelay...)
 	redistest.StartReplica(t, primary)
-	proxy := newLossyProxy(t, primary.Addr())
-	client := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true, MaxRetries: 0})
+	proxy := lostreply.NewProxy(t, primary.Addr())
+	client := goredis.NewClient(&goredis.Options{Addr: proxy.Addr(), ContextTimeoutEnabled: true, MaxRetries: 0})
 	t.Cleanup(func() { client.Close() })
 	st := newWaitStore(t, client, 1, time.Second)
 	ctx := t.Context()
 	if err := st.Set(ctx, "k", backend.Entry{Value: []byte("v1"), Expires: time.Now().Add(time.Hour), Version: 1}); err != nil {
 		t.Fatal(err)
 	}
-	proxy.armed.Store(true)
+	proxy.DropNextReply()
 	err := st.SetIf(ctx, "k", 1, time.Now(), backend.Entry{Value: []byte("v2"), Expires: time.Now().Add(time.Hour), Version: 2})
-	if proxy.drops.Load() != 1 {
+	if proxy.Drops() != 1 {
 		t.Fatal("the proxy dropped no reply: the test tested nothing")
 	}
 	if !errors.Is(err, backend.ErrUnknownOutcome) {

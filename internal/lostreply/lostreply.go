@@ -56,6 +56,22 @@ type Proxy struct {
 // Addr returns the address clients dial to reach the server through p.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
+// DropNextReply arms p to drop the next bytes the server sends and cut the
+// connection they were on.
+func (p *Proxy) DropNextReply() { p.dropReply.Store(true) }
+
+// DropNextRequest arms p to drop the next bytes a client sends and cut the
+// connection they were on.
+func (p *Proxy) DropNextRequest() { p.dropSend.Store(true) }
+
+// Drops returns how many times p dropped bytes.
+func (p *Proxy) Drops() int64 { return p.drops.Load() }
+
+// OnDrop sets f to run after p dropped a reply, before it cuts the
+// connection (so before the client hears of the loss). Set it before
+// arming p.
+func (p *Proxy) OnDrop(f func()) { p.onDrop = f }
+
 // NewProxy returns a Proxy to target, listening on a free loopback port
 // until t ends.
 func NewProxy(t *testing.T, target string) *Proxy {
@@ -213,12 +229,12 @@ func Resolved(t *testing.T, setup Setup) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			drops := proxy.drops.Load()
-			proxy.dropReply.Store(true)
+			drops := proxy.Drops()
+			proxy.DropNextReply()
 			if err := tc.write(); err != nil {
 				t.Fatalf("a write the server applied but whose answer was lost: %v, want success", err)
 			}
-			if proxy.drops.Load() != drops+1 {
+			if proxy.Drops() != drops+1 {
 				t.Fatal("the proxy dropped nothing: the test tested nothing")
 			}
 			tc.check(t)
@@ -231,12 +247,12 @@ func Resolved(t *testing.T, setup Setup) {
 		if err := st.SetIf(ctx, "r", 0, time.Now(), Entry("r1", 1)); err != nil {
 			t.Fatal(err)
 		}
-		drops := proxy.drops.Load()
-		proxy.dropSend.Store(true)
+		drops := proxy.Drops()
+		proxy.DropNextRequest()
 		if err := st.SetIf(ctx, "r", 1, time.Now(), Entry("r2", 2)); err != nil {
 			t.Fatalf("a write lost on its way, then sent again: %v, want success", err)
 		}
-		if proxy.drops.Load() != drops+1 {
+		if proxy.Drops() != drops+1 {
 			t.Fatal("the proxy dropped nothing")
 		}
 		if v, n := getValue(t, "r"); v != "r2" || n != 2 {
@@ -282,16 +298,16 @@ func ThenAnotherWriter(t *testing.T, setup Setup) {
 			if err := st.SetIf(t.Context(), "k", 0, time.Now(), Entry("v1", 1)); err != nil {
 				t.Fatal(err)
 			}
-			proxy.onDrop = func() {
+			proxy.OnDrop(func() {
 				if err := tc.others(direct); err != nil {
 					t.Errorf("the other writer: %v", err)
 				}
-			}
-			proxy.dropReply.Store(true)
+			})
+			proxy.DropNextReply()
 			if err := tc.write(st); err != nil {
 				t.Fatalf("a write that landed, then was built on, was reported as %v", err)
 			}
-			if proxy.drops.Load() != 1 {
+			if proxy.Drops() != 1 {
 				t.Fatal("the proxy dropped nothing")
 			}
 			if got, _ := direct.Get(t.Context(), "k"); string(got.Value) != tc.want {
@@ -310,7 +326,7 @@ func UnresolvedIsOutcomeUnknown(t *testing.T, setup Setup) {
 	if err := st.SetIf(ctx, "k", 0, time.Now(), Entry("v1", 1)); err != nil {
 		t.Fatal(err)
 	}
-	proxy.dropReply.Store(true)
+	proxy.DropNextReply()
 	err := st.SetIf(ctx, "k", 1, time.Now(), Entry("v2", 2))
 	if !errors.Is(err, backend.ErrUnknownOutcome) {
 		t.Fatalf("lost answer, no retries: %v, want ErrUnknownOutcome", err)
@@ -327,8 +343,8 @@ func UnresolvedIsOutcomeUnknown(t *testing.T, setup Setup) {
 		t.Fatal(err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	proxy2.onDrop = cancel
-	proxy2.dropReply.Store(true)
+	proxy2.OnDrop(cancel)
+	proxy2.DropNextReply()
 	err = st2.SetIf(cctx, "k", 1, time.Now(), Entry("v2", 2))
 	if !errors.Is(err, backend.ErrUnknownOutcome) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("lost answer, context cancelled: %v, want ErrUnknownOutcome and context.Canceled", err)
