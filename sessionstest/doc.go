@@ -28,6 +28,11 @@
 //     saves, and no destroyed or migrated session written back.
 //   - RunSecurity: replay after logout and after Migrate, the rotation grace
 //     window, per-owner lists and DestroyAll.
+//   - RunRestart: the store's server stopped for two seconds under load
+//     and started again: 5xx during the outage, no request past its
+//     deadline, nothing lost or crossed, recovery without restarting the
+//     application. It takes a store and the server's stop and start
+//     functions rather than newStore.
 //   - RunWrites: every change of a session is all or nothing (a failed
 //     login stores nothing of the user under any token), a session that
 //     vanished is gone (ErrGone, 401), not changed, and a core clock ahead
