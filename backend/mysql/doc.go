@@ -206,7 +206,16 @@
 // requests served meanwhile none failed, the 99th percentile took 11 ms and
 // the longest 168 ms. The one DELETE statement of alexedwards/scs's store
 // deleted them in 7 s, but a request waited 5.4 s for its locks meanwhile.
-// TestCleanupOfManyExpiredRows does the same with 100,000 sessions.
+// TestCleanupOfManyExpiredRows does the same with 100,000 sessions. In
+// bench/run-sql.sh (MariaDB's default 128 MiB buffer pool, one session's
+// requests beside the cleanup of 1,000,000 rows), read-only requests
+// waited at most 14.6 ms, but a request that writes up to 183 ms (1 of
+// 172,139 over 100 ms; 20.9 ms for the same requests with no cleanup);
+// with a 2 GiB buffer pool, which holds the table, the cleanup took 33 s
+// instead of 131 s and the longest writing request 77.6 ms. No row lock is
+// waited for (Innodb_row_lock_waits stays 0): the deletes and InnoDB's
+// purge of them compete with the requests for the disk when the table
+// outgrows the buffer pool.
 //
 // # Lost replies
 //
