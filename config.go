@@ -38,10 +38,11 @@ type Config struct {
 	// AbsoluteTimeout.
 	MaxIdleTimeout, MaxAbsoluteTimeout time.Duration
 
-	// TouchInterval is how long after the last write the store is told of a
-	// later idle deadline (a write that costs no encoding). Default
-	// IdleTimeout/10. It must be shorter than IdleTimeout; a session idle for
-	// IdleTimeout-TouchInterval may be gone.
+	// TouchInterval is how long after the idle deadline was last written
+	// the store is told of a later one: by the next load (a write that
+	// costs no encoding) or the next save; a save before then keeps the
+	// stored deadline. Default IdleTimeout/10. It must be shorter than
+	// IdleTimeout; a session idle for IdleTimeout-TouchInterval may be gone.
 	TouchInterval time.Duration
 
 	// MaxSize bounds the encoded size of a session's data in bytes: Save
