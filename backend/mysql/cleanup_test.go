@@ -16,6 +16,7 @@ import (
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/mysql"
 	"github.com/sessionx/sessions/backend/mysql/internal/mariadbtest"
+	"github.com/sessionx/sessions/internal/storeapp"
 )
 
 // seq returns a derived table of the integers 0 to n-1 (column i), made of
@@ -209,7 +210,7 @@ func cleanupUnderLoad(t testing.TB, srv *mariadbtest.Server, rows int, clean fun
 	start := time.Now()
 	fill(t, db, table, "dead", rows, rows/10, time.Now().Add(-time.Minute))
 	t.Logf("%d expired sessions and %d owner records written in %v", rows, rows/10, time.Since(start).Round(time.Millisecond))
-	a := newApp(t, st, sessions.Config{Logger: quietLogger()})
+	a := storeapp.New(t, st, sessions.Config{Logger: quietLogger()})
 	ctx, stop := context.WithCancel(context.Background())
 	var (
 		mu sync.Mutex
@@ -222,7 +223,7 @@ func cleanupUnderLoad(t testing.TB, srv *mariadbtest.Server, rows int, clean fun
 			for i := 0; ctx.Err() == nil; i++ {
 				path := []string{"/inc", "/read", "/inc", "/read", "/login"}[i%5]
 				begin := time.Now()
-				code, _, next := a.do(t, path, cookie)
+				code, _, next := a.Do(t, path, cookie)
 				mine = append(mine, time.Since(begin))
 				if code != 200 {
 					bad++

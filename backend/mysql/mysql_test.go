@@ -6,11 +6,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,13 +18,11 @@ import (
 	"github.com/sessionx/sessions/backend/mysql"
 	"github.com/sessionx/sessions/backend/mysql/internal/mariadbtest"
 	"github.com/sessionx/sessions/backend/storetest"
+	"github.com/sessionx/sessions/internal/storeapp"
 	"github.com/sessionx/sessions/sessionstest"
 )
 
 func TestMain(m *testing.M) { mariadbtest.Main(m) }
-
-// cookieName is the session cookie's name with the default Config.
-const cookieName = "__Host-session"
 
 // newStore creates the schema of a table of t's own on db and returns a
 // store on it, closed at cleanup.
@@ -186,87 +181,16 @@ func dumpTables(db *sql.DB, table string) sessionstest.Dump {
 	}
 }
 
-type visit struct {
-	N    int
-	User string
-}
-
-// app is a Manager on a MySQL store and a handler: /inc increments N,
-// /read only reads, /login migrates (/login-owner also sets the session's
-// owner), /logout destroys.
-type app struct {
-	mgr     *sessions.Manager[visit]
-	handler http.Handler
-	ran     atomic.Int64 // how many times the inner handler ran
-}
-
-func newApp(t testing.TB, store backend.Store, cfg sessions.Config) *app {
-	t.Helper()
-	a := &app{}
-	cfg.Store = store
-	mgr, err := sessions.New[visit](cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mgr.Close() })
-	a.mgr = mgr
-	a.handler = mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.ran.Add(1)
-		s := mgr.Get(r)
-		switch r.URL.Path {
-		case "/inc":
-			s.Data.N++
-		case "/login", "/login-owner":
-			s.Data.User = "ann"
-			if r.URL.Path == "/login-owner" {
-				s.SetOwner("ann")
-			}
-			if err := mgr.Migrate(w, r, s); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-		case "/logout":
-			if err := mgr.Destroy(w, r, s); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-		}
-		fmt.Fprint(w, s.Data.N)
-	}))
-	return a
-}
-
-// do runs one request and returns the status, the body and the session
-// cookie header to send next ("" if none was set, the old one if kept).
-func (a *app) do(t testing.TB, path, cookie string) (int, string, string) {
-	t.Helper()
-	req := httptest.NewRequest("GET", path, nil)
-	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
-	}
-	rec := httptest.NewRecorder()
-	a.handler.ServeHTTP(rec, req)
-	for _, c := range rec.Result().Cookies() {
-		if c.Name == cookieName {
-			cookie = c.Name + "=" + c.Value
-			if c.Value == "" {
-				cookie = ""
-			}
-		}
-	}
-	return rec.Code, rec.Body.String(), cookie
-}
-
 func TestSessionsSharedBetweenManagers(t *testing.T) {
 	db := sharedDB(t)
 	table := mariadbtest.Table(t)
-	one := newApp(t, newStore(t, db, mysql.Options{Table: table}), sessions.Config{})
-	two := newApp(t, newStore(t, db, mysql.Options{Table: table}), sessions.Config{})
-	_, _, cookie := one.do(t, "/inc", "")
-	if _, body, _ := two.do(t, "/inc", cookie); body != "2" {
+	one := storeapp.New(t, newStore(t, db, mysql.Options{Table: table}), sessions.Config{})
+	two := storeapp.New(t, newStore(t, db, mysql.Options{Table: table}), sessions.Config{})
+	_, _, cookie := one.Do(t, "/inc", "")
+	if _, body, _ := two.Do(t, "/inc", cookie); body != "2" {
 		t.Fatalf("second manager read %q, want the first one's session (2)", body)
 	}
-	if _, body, _ := one.do(t, "/read", cookie); body != "2" {
+	if _, body, _ := one.Do(t, "/read", cookie); body != "2" {
 		t.Fatalf("first manager read %q after the second saved, want 2", body)
 	}
 }
@@ -280,9 +204,9 @@ func TestAppClockAhead(t *testing.T) {
 	db := sharedDB(t)
 	table := mariadbtest.Table(t)
 	ahead := &clock{t: time.Now().Add(2 * time.Hour)}
-	a := newApp(t, newStore(t, db, mysql.Options{Table: table, CleanupInterval: -1}),
+	a := storeapp.New(t, newStore(t, db, mysql.Options{Table: table, CleanupInterval: -1}),
 		sessions.Config{IdleTimeout: 30 * time.Minute, TouchInterval: 3 * time.Minute, Now: ahead.Now})
-	_, _, cookie := a.do(t, "/inc", "")
+	_, _, cookie := a.Do(t, "/inc", "")
 	steps := []struct {
 		advance time.Duration
 		path    string
@@ -296,7 +220,7 @@ func TestAppClockAhead(t *testing.T) {
 	}
 	for i, step := range steps {
 		ahead.Advance(step.advance)
-		code, body, next := a.do(t, step.path, cookie)
+		code, body, next := a.Do(t, step.path, cookie)
 		if code != 200 || body != step.want {
 			t.Fatalf("step %d (%s): %d %q, want 200 %q", i, step.path, code, body, step.want)
 		}
@@ -305,7 +229,7 @@ func TestAppClockAhead(t *testing.T) {
 	// Past the idle deadline by the app's clock, still hours before it by
 	// the database's: gone.
 	ahead.Advance(31 * time.Minute)
-	if _, body, _ := a.do(t, "/read", cookie); body != "0" {
+	if _, body, _ := a.Do(t, "/read", cookie); body != "0" {
 		t.Fatalf("a session past its idle deadline by the app's clock read %q, want a new session (0)", body)
 	}
 }

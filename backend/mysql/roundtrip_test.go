@@ -14,6 +14,7 @@ import (
 	"github.com/sessionx/sessions"
 	"github.com/sessionx/sessions/backend/mysql"
 	"github.com/sessionx/sessions/backend/mysql/internal/mariadbtest"
+	"github.com/sessionx/sessions/internal/storeapp"
 )
 
 // tracedDB returns a *sql.DB of one connection to srv whose commands w
@@ -97,7 +98,7 @@ func TestRoundTrips(t *testing.T) {
 			table := mariadbtest.Table(t)
 			st := newStore(t, db, mysql.Options{Table: table, CleanupInterval: -1})
 			clk := &clock{t: time.Now()}
-			a := newApp(t, st, sessions.Config{IdleTimeout: 30 * time.Minute, TouchInterval: 3 * time.Minute, Now: clk.Now})
+			a := storeapp.New(t, st, sessions.Config{IdleTimeout: 30 * time.Minute, TouchInterval: 3 * time.Minute, Now: clk.Now})
 			cookie := ""
 			for i, step := range steps {
 				clk.Advance(step.advance)
@@ -105,9 +106,9 @@ func TestRoundTrips(t *testing.T) {
 				before := rowState(t, admin, table)
 				var code int
 				if i == 0 {
-					code, _, _ = a.do(t, step.path, "")
+					code, _, _ = a.Do(t, step.path, "")
 				} else {
-					code, _, cookie = a.do(t, step.path, cookie)
+					code, _, cookie = a.Do(t, step.path, cookie)
 				}
 				cmds := w.Take()
 				trips := mariadbtest.RoundTrips(cmds)
@@ -174,15 +175,15 @@ func TestReadWritesNothing(t *testing.T) {
 	srv := mariadbtest.Start(t)
 	admin := srv.DB(t, nil)
 	st := newStore(t, srv.DB(t, recommended), mysql.Options{CleanupInterval: -1})
-	a := newApp(t, st, sessions.Config{IdleTimeout: 30 * time.Minute})
-	_, _, cookie := a.do(t, "/inc", "")
+	a := storeapp.New(t, st, sessions.Config{IdleTimeout: 30 * time.Minute})
+	_, _, cookie := a.Do(t, "/inc", "")
 	writes := []string{"Com_insert", "Com_update", "Com_delete", "Com_replace", "Handler_write", "Handler_update", "Handler_delete"}
 	counters := append(slices.Clone(writes), "Innodb_history_list_length", "Com_select")
 	run := func(path string, n int) map[string]int64 {
 		t.Helper()
 		before := globalStatus(t, admin, counters...)
 		for i := range n {
-			if code, _, _ := a.do(t, path, cookie); code != 200 {
+			if code, _, _ := a.Do(t, path, cookie); code != 200 {
 				t.Fatalf("%s %d: status %d", path, i, code)
 			}
 		}

@@ -3,9 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,13 +13,11 @@ import (
 	"github.com/sessionx/sessions/backend/postgres"
 	"github.com/sessionx/sessions/backend/postgres/internal/pgtest"
 	"github.com/sessionx/sessions/backend/storetest"
+	"github.com/sessionx/sessions/internal/storeapp"
 	"github.com/sessionx/sessions/sessionstest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// cookieName is the session cookie's name with the default Config.
-const cookieName = "__Host-session"
 
 // newStore creates the schema of a table of t's own on db and returns a
 // store on it, closed at cleanup.
@@ -131,90 +126,16 @@ func dumpTables(pool *pgxpool.Pool, table string) sessionstest.Dump {
 	}
 }
 
-type visit struct {
-	N    int
-	User string
-}
-
-// app is a Manager on a PostgreSQL store and a handler: /inc increments N,
-// /read only reads, /login migrates (/login-owner also
-// sets the session's owner to ann, /login-other to bob), /logout destroys.
-type app struct {
-	mgr     *sessions.Manager[visit]
-	handler http.Handler
-	ran     atomic.Int64 // how many times the inner handler ran
-}
-
-func newApp(t testing.TB, store backend.Store, cfg sessions.Config) *app {
-	t.Helper()
-	a := &app{}
-	cfg.Store = store
-	mgr, err := sessions.New[visit](cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mgr.Close() })
-	a.mgr = mgr
-	a.handler = mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.ran.Add(1)
-		s := mgr.Get(r)
-		switch r.URL.Path {
-		case "/inc":
-			s.Data.N++
-		case "/login", "/login-owner", "/login-other":
-			s.Data.User = "ann"
-			switch r.URL.Path {
-			case "/login-owner":
-				s.SetOwner("ann")
-			case "/login-other":
-				s.SetOwner("bob")
-			}
-			if err := mgr.Migrate(w, r, s); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-		case "/logout":
-			if err := mgr.Destroy(w, r, s); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-		}
-		fmt.Fprint(w, s.Data.N)
-	}))
-	return a
-}
-
-// do runs one request and returns the status, the body and the session
-// cookie header to send next ("" if none was set, the old one if kept).
-func (a *app) do(t testing.TB, path, cookie string) (int, string, string) {
-	t.Helper()
-	req := httptest.NewRequest("GET", path, nil)
-	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
-	}
-	rec := httptest.NewRecorder()
-	a.handler.ServeHTTP(rec, req)
-	for _, c := range rec.Result().Cookies() {
-		if c.Name == cookieName {
-			cookie = c.Name + "=" + c.Value
-			if c.Value == "" {
-				cookie = ""
-			}
-		}
-	}
-	return rec.Code, rec.Body.String(), cookie
-}
-
 func TestSessionsSharedBetweenManagers(t *testing.T) {
 	pool := sharedPool(t)
 	table := pgtest.Table(t)
-	one := newApp(t, newStore(t, pool, postgres.Options{Table: table}), sessions.Config{})
-	two := newApp(t, newStore(t, pool, postgres.Options{Table: table}), sessions.Config{})
-	_, _, cookie := one.do(t, "/inc", "")
-	if _, body, _ := two.do(t, "/inc", cookie); body != "2" {
+	one := storeapp.New(t, newStore(t, pool, postgres.Options{Table: table}), sessions.Config{})
+	two := storeapp.New(t, newStore(t, pool, postgres.Options{Table: table}), sessions.Config{})
+	_, _, cookie := one.Do(t, "/inc", "")
+	if _, body, _ := two.Do(t, "/inc", cookie); body != "2" {
 		t.Fatalf("second manager read %q, want the first one's session (2)", body)
 	}
-	if _, body, _ := one.do(t, "/read", cookie); body != "2" {
+	if _, body, _ := one.Do(t, "/read", cookie); body != "2" {
 		t.Fatalf("first manager read %q after the second saved, want 2", body)
 	}
 }

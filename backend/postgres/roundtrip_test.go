@@ -15,6 +15,7 @@ import (
 	"github.com/sessionx/sessions"
 	"github.com/sessionx/sessions/backend/postgres"
 	"github.com/sessionx/sessions/backend/postgres/internal/pgtest"
+	"github.com/sessionx/sessions/internal/storeapp"
 )
 
 // tracer is a pgx QueryTracer that records the SQL of every statement sent
@@ -103,7 +104,7 @@ func TestRoundTrips(t *testing.T) {
 	table := pgtest.Table(t)
 	st := newStore(t, pool, postgres.Options{Table: table, CleanupInterval: -1})
 	clk := &clock{t: time.Now()}
-	a := newApp(t, st, sessions.Config{IdleTimeout: 30 * time.Minute, TouchInterval: 3 * time.Minute, Now: clk.Now})
+	a := storeapp.New(t, st, sessions.Config{IdleTimeout: 30 * time.Minute, TouchInterval: 3 * time.Minute, Now: clk.Now})
 
 	steps := []struct {
 		name    string
@@ -140,9 +141,9 @@ func TestRoundTrips(t *testing.T) {
 			before := rowVersions(t, admin, table)
 			var code int
 			if step.path == "/read" && step.name == steps[0].name {
-				code, _, _ = a.do(t, step.path, "")
+				code, _, _ = a.Do(t, step.path, "")
 			} else {
-				code, _, cookie = a.do(t, step.path, cookie)
+				code, _, cookie = a.Do(t, step.path, cookie)
 			}
 			sent := tr.take()
 			if code != 200 {
@@ -223,15 +224,15 @@ func TestReadWritesNothing(t *testing.T) {
 		t.Helper()
 		pool := srv.Pool(t, nil)
 		st := newStore(t, pool, postgres.Options{Table: table, CleanupInterval: -1})
-		a := newApp(t, st, sessions.Config{IdleTimeout: 30 * time.Minute})
+		a := storeapp.New(t, st, sessions.Config{IdleTimeout: 30 * time.Minute})
 		if cookie == "" {
-			_, _, cookie = a.do(t, "/inc", "")
+			_, _, cookie = a.Do(t, "/inc", "")
 		}
-		a.do(t, "/read", cookie) // prepares the load's statement
+		a.Do(t, "/read", cookie) // prepares the load's statement
 		before := stats(srv.Pool(t, nil))
 		lsn := wal()
 		for i := range n {
-			if code, _, _ := a.do(t, path, cookie); code != 200 {
+			if code, _, _ := a.Do(t, path, cookie); code != 200 {
 				t.Fatalf("%s %d: status %d", path, i, code)
 			}
 		}

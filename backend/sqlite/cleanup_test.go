@@ -14,6 +14,7 @@ import (
 	"github.com/sessionx/sessions"
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/sqlite"
+	"github.com/sessionx/sessions/internal/storeapp"
 )
 
 // fill inserts n sessions expiring at expires (and as many owner records
@@ -287,7 +288,7 @@ func cleanupUnderLoad(tb testing.TB, rows, browsers int) load {
 	st := storeOn(tb, tapDB(tb, path, tp, sqlite.Options{}), sqlite.Options{CleanupInterval: -1})
 	other := openStore(tb, path, sqlite.Options{CleanupInterval: -1})
 	fill(tb, path, "dead", rows, time.Now().Add(-time.Minute))
-	apps := []*app{newApp(tb, st, sessions.Config{}), newApp(tb, other, sessions.Config{})}
+	apps := []*storeapp.App{storeapp.New(tb, st, sessions.Config{}), storeapp.New(tb, other, sessions.Config{})}
 
 	ctx, stop := context.WithCancel(context.Background())
 	var (
@@ -297,14 +298,14 @@ func cleanupUnderLoad(tb testing.TB, rows, browsers int) load {
 	for b := range browsers {
 		a := apps[b%2]
 		wg.Go(func() {
-			_, _, cookie := a.do(tb, "/inc", "")
+			_, _, cookie := a.Do(tb, "/inc", "")
 			for i := 0; ctx.Err() == nil; i++ {
 				path := "/read"
 				if i%2 == 0 {
 					path = "/inc"
 				}
 				start := time.Now()
-				code, body, _ := a.do(tb, path, cookie)
+				code, body, _ := a.Do(tb, path, cookie)
 				took := time.Since(start)
 				mu.Lock()
 				latencies = append(latencies, took)

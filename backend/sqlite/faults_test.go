@@ -18,6 +18,7 @@ import (
 	"github.com/sessionx/sessions"
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/sqlite"
+	"github.com/sessionx/sessions/internal/storeapp"
 )
 
 // holdWriteLock takes the write lock of the file at path on a connection
@@ -228,12 +229,12 @@ func TestCorruptRows(t *testing.T) {
 
 	t.Run("garbage value", func(t *testing.T) {
 		var logs bytes.Buffer
-		a := newApp(t, st, sessions.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-		_, _, cookie := a.do(t, "/inc", "")
+		a := storeapp.New(t, st, sessions.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		_, _, cookie := a.Do(t, "/inc", "")
 		if _, err := db.Exec(`UPDATE sessions SET value = randomblob(200) WHERE length(value) > 20`); err != nil {
 			t.Fatal(err)
 		}
-		code, body, _ := a.do(t, "/inc", cookie)
+		code, body, _ := a.Do(t, "/inc", cookie)
 		if code != 200 || body != "1" || !strings.Contains(logs.String(), "corrupt") {
 			t.Fatalf("a session whose stored bytes are garbage: %d %q, log %q; want a new session (1) and a warning", code, body, logs.String())
 		}
@@ -333,7 +334,7 @@ func TestDiskFull(t *testing.T) {
 
 	// Through the middleware: a visitor whose change cannot be stored is
 	// told so.
-	mgr, err := sessions.New[visit](sessions.Config{Store: st, Logger: slog.New(slog.DiscardHandler)})
+	mgr, err := sessions.New[storeapp.Visit](sessions.Config{Store: st, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,8 +367,8 @@ func TestDiskFull(t *testing.T) {
 func TestReadOnlyFile(t *testing.T) {
 	path := dbPath(t)
 	rw := openStore(t, path, sqlite.Options{CleanupInterval: -1})
-	a := newApp(t, rw, sessions.Config{})
-	_, _, cookie := a.do(t, "/inc", "")
+	a := storeapp.New(t, rw, sessions.Config{})
+	_, _, cookie := a.Do(t, "/inc", "")
 	dsn, err := sqlite.DSN(path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -382,16 +383,16 @@ func TestReadOnlyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	r := newApp(t, ro, sessions.Config{Logger: slog.New(slog.DiscardHandler)})
-	if code, body, _ := r.do(t, "/read", cookie); code != 200 || body != "1" {
+	r := storeapp.New(t, ro, sessions.Config{Logger: slog.New(slog.DiscardHandler)})
+	if code, body, _ := r.Do(t, "/read", cookie); code != 200 || body != "1" {
 		t.Fatalf("reading on a read-only handle: %d %q", code, body)
 	}
-	code, body, _ := r.do(t, "/inc", cookie)
+	code, body, _ := r.Do(t, "/inc", cookie)
 	t.Logf("a change on a read-only handle: %d %q", code, strings.TrimSpace(body))
 	if code != http.StatusInternalServerError {
 		t.Fatalf("a change on a read-only handle: %d %q, want 500", code, body)
 	}
-	if _, body, _ := a.do(t, "/read", cookie); body != "1" {
+	if _, body, _ := a.Do(t, "/read", cookie); body != "1" {
 		t.Fatalf("after the refused change: %q, want 1", body)
 	}
 	err = ro.SetIf(t.Context(), "x", 0, time.Now(), entry("v", 1))

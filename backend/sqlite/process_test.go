@@ -18,6 +18,7 @@ import (
 
 	"github.com/sessionx/sessions"
 	"github.com/sessionx/sessions/backend/sqlite"
+	"github.com/sessionx/sessions/internal/storeapp"
 )
 
 // The environment of a child process of TestTwoProcessesShareTheFile (see
@@ -69,7 +70,7 @@ func childProcess(in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := sessions.New[visit](sessions.Config{Store: st})
+	mgr, err := sessions.New[storeapp.Visit](sessions.Config{Store: st})
 	if err != nil {
 		return err
 	}
@@ -89,7 +90,7 @@ func childProcess(in io.Reader, out io.Writer) error {
 // increment runs goroutines goroutines, each loading the session of cookie
 // and incrementing its N with Update increments times, and returns the
 // lowest and highest N its Updates left.
-func increment(ctx context.Context, mgr *sessions.Manager[visit], cookie string, goroutines, increments int) (lo, hi int, err error) {
+func increment(ctx context.Context, mgr *sessions.Manager[storeapp.Visit], cookie string, goroutines, increments int) (lo, hi int, err error) {
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -107,7 +108,7 @@ func increment(ctx context.Context, mgr *sessions.Manager[visit], cookie string,
 					err = errors.New("session lost")
 				}
 				if err == nil {
-					err = mgr.Update(w, r, s, func(v *visit) error { v.N++; return nil })
+					err = mgr.Update(w, r, s, func(v *storeapp.Visit) error { v.N++; return nil })
 				}
 				mu.Lock()
 				if err != nil {
@@ -137,8 +138,8 @@ func increment(ctx context.Context, mgr *sessions.Manager[visit], cookie string,
 func TestTwoProcessesShareTheFile(t *testing.T) {
 	path := dbPath(t)
 	st := openStore(t, path, sqlite.Options{})
-	a := newApp(t, st, sessions.Config{})
-	_, _, cookie := a.do(t, "/inc", "") // N = 1
+	a := storeapp.New(t, st, sessions.Config{})
+	_, _, cookie := a.Do(t, "/inc", "") // N = 1
 	if cookie == "" {
 		t.Fatal("no session cookie")
 	}
@@ -175,7 +176,7 @@ func TestTwoProcessesShareTheFile(t *testing.T) {
 	if _, err := io.WriteString(stdin, "go\n"); err != nil {
 		t.Fatal(err)
 	}
-	lo, hi, err := increment(ctx, a.mgr, cookie, processGoroutines, processIncrements)
+	lo, hi, err := increment(ctx, a.Mgr, cookie, processGoroutines, processIncrements)
 	if err != nil {
 		t.Errorf("this process's increments: %v", err)
 	}
@@ -198,12 +199,12 @@ func TestTwoProcessesShareTheFile(t *testing.T) {
 	}
 
 	want := 1 + 2*processGoroutines*processIncrements
-	if _, body, _ := a.do(t, "/read", cookie); body != strconv.Itoa(want) {
+	if _, body, _ := a.Do(t, "/read", cookie); body != strconv.Itoa(want) {
 		t.Errorf("after both processes' increments the count is %s, want %d", body, want)
 	}
 	// A Store opened afresh reads the same.
-	b := newApp(t, openStore(t, path, sqlite.Options{CleanupInterval: -1}), sessions.Config{})
-	if _, body, _ := b.do(t, "/read", cookie); body != strconv.Itoa(want) {
+	b := storeapp.New(t, openStore(t, path, sqlite.Options{CleanupInterval: -1}), sessions.Config{})
+	if _, body, _ := b.Do(t, "/read", cookie); body != strconv.Itoa(want) {
 		t.Errorf("a new Store on the file reads %s, want %d", body, want)
 	}
 
@@ -243,10 +244,10 @@ func TestSessionsSurviveReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newApp(t, first, sessions.Config{})
-	_, _, cookie := a.do(t, "/inc", "")
-	_, _, cookie = a.do(t, "/login-owner", cookie) // migrated, owned by ann
-	if _, body, _ := a.do(t, "/inc", cookie); body != "2" {
+	a := storeapp.New(t, first, sessions.Config{})
+	_, _, cookie := a.Do(t, "/inc", "")
+	_, _, cookie = a.Do(t, "/login-owner", cookie) // migrated, owned by ann
+	if _, body, _ := a.Do(t, "/inc", cookie); body != "2" {
 		t.Fatalf("before the restart: %q, want 2", body)
 	}
 	if err := first.Close(); err != nil {
@@ -257,15 +258,15 @@ func TestSessionsSurviveReopen(t *testing.T) {
 	// it is no part of what this test asserts. Seen left once under load.)
 	t.Logf("after Close: -wal file of %d bytes", fileSize(t, path+"-wal"))
 
-	b := newApp(t, openStore(t, path, sqlite.Options{}), sessions.Config{})
-	if _, body, _ := b.do(t, "/read", cookie); body != "2" {
+	b := storeapp.New(t, openStore(t, path, sqlite.Options{}), sessions.Config{})
+	if _, body, _ := b.Do(t, "/read", cookie); body != "2" {
 		t.Fatalf("after the restart: %q, want the stored session (2)", body)
 	}
-	list, err := b.mgr.Sessions(t.Context(), "ann")
+	list, err := b.Mgr.Sessions(t.Context(), "ann")
 	if err != nil || len(list) != 1 {
 		t.Fatalf("the owner's sessions after the restart: %+v, %v; want one", list, err)
 	}
-	if _, body, _ := b.do(t, "/inc", cookie); body != "3" {
+	if _, body, _ := b.Do(t, "/inc", cookie); body != "3" {
 		t.Fatalf("a change after the restart: %q, want 3", body)
 	}
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,11 +12,9 @@ import (
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/sqlite"
 	"github.com/sessionx/sessions/backend/storetest"
+	"github.com/sessionx/sessions/internal/storeapp"
 	"github.com/sessionx/sessions/sessionstest"
 )
-
-// cookieName is the session cookie's name with the default Config.
-const cookieName = "__Host-session"
 
 // dbPath returns the path of a new database file in t's temporary
 // directory.
@@ -152,91 +147,17 @@ func dumpFile(path string) sessionstest.Dump {
 	}
 }
 
-type visit struct {
-	N    int
-	User string
-}
-
-// app is a Manager on a store and a handler: /inc increments N, /read only
-// reads, /login migrates (/login-owner also sets the session's owner to
-// ann, /login-other to bob), /logout destroys.
-type app struct {
-	mgr     *sessions.Manager[visit]
-	handler http.Handler
-	ran     atomic.Int64 // how many times the inner handler ran
-}
-
-func newApp(t testing.TB, store backend.Store, cfg sessions.Config) *app {
-	t.Helper()
-	a := &app{}
-	cfg.Store = store
-	mgr, err := sessions.New[visit](cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mgr.Close() })
-	a.mgr = mgr
-	a.handler = mgr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.ran.Add(1)
-		s := mgr.Get(r)
-		switch r.URL.Path {
-		case "/inc":
-			s.Data.N++
-		case "/login", "/login-owner", "/login-other":
-			s.Data.User = "ann"
-			switch r.URL.Path {
-			case "/login-owner":
-				s.SetOwner("ann")
-			case "/login-other":
-				s.SetOwner("bob")
-			}
-			if err := mgr.Migrate(w, r, s); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-		case "/logout":
-			if err := mgr.Destroy(w, r, s); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-		}
-		fmt.Fprint(w, s.Data.N)
-	}))
-	return a
-}
-
-// do runs one request and returns the status, the body and the session
-// cookie header to send next ("" if none was set, the old one if kept).
-func (a *app) do(t testing.TB, path, cookie string) (int, string, string) {
-	t.Helper()
-	req := httptest.NewRequest("GET", path, nil)
-	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
-	}
-	rec := httptest.NewRecorder()
-	a.handler.ServeHTTP(rec, req)
-	for _, c := range rec.Result().Cookies() {
-		if c.Name == cookieName {
-			cookie = c.Name + "=" + c.Value
-			if c.Value == "" {
-				cookie = ""
-			}
-		}
-	}
-	return rec.Code, rec.Body.String(), cookie
-}
-
 // TestSessionsSharedBetweenStores: two Stores (two handles) on one file,
 // each under a Manager, see each other's sessions at once.
 func TestSessionsSharedBetweenStores(t *testing.T) {
 	path := dbPath(t)
-	one := newApp(t, openStore(t, path, sqlite.Options{}), sessions.Config{})
-	two := newApp(t, openStore(t, path, sqlite.Options{}), sessions.Config{})
-	_, _, cookie := one.do(t, "/inc", "")
-	if _, body, _ := two.do(t, "/inc", cookie); body != "2" {
+	one := storeapp.New(t, openStore(t, path, sqlite.Options{}), sessions.Config{})
+	two := storeapp.New(t, openStore(t, path, sqlite.Options{}), sessions.Config{})
+	_, _, cookie := one.Do(t, "/inc", "")
+	if _, body, _ := two.Do(t, "/inc", cookie); body != "2" {
 		t.Fatalf("second store read %q, want the first one's session (2)", body)
 	}
-	if _, body, _ := one.do(t, "/read", cookie); body != "2" {
+	if _, body, _ := one.Do(t, "/read", cookie); body != "2" {
 		t.Fatalf("first store read %q after the second saved, want 2", body)
 	}
 }

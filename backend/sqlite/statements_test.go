@@ -13,6 +13,7 @@ import (
 	"github.com/sessionx/sessions"
 	"github.com/sessionx/sessions/backend"
 	"github.com/sessionx/sessions/backend/sqlite"
+	"github.com/sessionx/sessions/internal/storeapp"
 )
 
 // clock is the core's clock in these tests: it moves only when told.
@@ -75,7 +76,7 @@ func TestStatementsPerRequest(t *testing.T) {
 	st := storeOn(t, db, sqlite.Options{CleanupInterval: -1})
 	obs := newObserver(t, path)
 	clk := &clock{t: time.Now()}
-	a := newApp(t, st, sessions.Config{IdleTimeout: 30 * time.Minute, TouchInterval: 3 * time.Minute, Now: clk.Now})
+	a := storeapp.New(t, st, sessions.Config{IdleTimeout: 30 * time.Minute, TouchInterval: 3 * time.Minute, Now: clk.Now})
 
 	steps := []struct {
 		name    string
@@ -110,9 +111,9 @@ func TestStatementsPerRequest(t *testing.T) {
 		before := obs.version(t)
 		var code int
 		if step.name == steps[0].name {
-			code, _, _ = a.do(t, step.path, "")
+			code, _, _ = a.Do(t, step.path, "")
 		} else {
-			code, _, cookie = a.do(t, step.path, cookie)
+			code, _, cookie = a.Do(t, step.path, cookie)
 		}
 		sent := withoutCheckpoints(tp.take())
 		if code != 200 {
@@ -145,19 +146,19 @@ func TestReadsWriteNothing(t *testing.T) {
 	path := dbPath(t)
 	st := openStore(t, path, sqlite.Options{CleanupInterval: -1})
 	obs := newObserver(t, path)
-	a := newApp(t, st, sessions.Config{IdleTimeout: 30 * time.Minute})
-	_, _, cookie := a.do(t, "/inc", "")
+	a := storeapp.New(t, st, sessions.Config{IdleTimeout: 30 * time.Minute})
+	_, _, cookie := a.Do(t, "/inc", "")
 	walSize := func() int64 { return fileSize(t, path+"-wal") }
 	v0, w0 := obs.version(t), walSize()
 	for i := range 200 {
-		if code, _, _ := a.do(t, "/read", cookie); code != 200 {
+		if code, _, _ := a.Do(t, "/read", cookie); code != 200 {
 			t.Fatalf("read %d: status %d", i, code)
 		}
 	}
 	if v, w := obs.version(t), walSize(); v != v0 || w != w0 {
 		t.Errorf("200 reads with no refresh due: data_version %d -> %d, -wal %d -> %d bytes; want no change", v0, v, w0, w)
 	}
-	if code, _, _ := a.do(t, "/inc", cookie); code != 200 {
+	if code, _, _ := a.Do(t, "/inc", cookie); code != 200 {
 		t.Fatal(code)
 	}
 	// (The -wal file need not grow: after a checkpoint SQLite writes it
