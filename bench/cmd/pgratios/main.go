@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/sessionx/sessions/bench/internal/benchcsv"
+	"github.com/sessionx/sessions/bench/internal/mdfmt"
 	"github.com/sessionx/sessions/bench/internal/samples"
 )
 
@@ -29,13 +30,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pgratios:", err)
 		os.Exit(1)
 	}
-	f, err := os.Open(os.Args[2])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pgratios:", err)
-		os.Exit(1)
-	}
-	defer f.Close()
-	s, err := samples.Read(f)
+	s, err := samples.ReadFile(os.Args[2])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgratios:", err)
 		os.Exit(1)
@@ -51,54 +46,12 @@ func val(t *benchcsv.Table, unit, name string) float64 {
 	return math.NaN()
 }
 
-func us(sec float64) string {
-	if math.IsNaN(sec) {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.1f µs", sec*1e6)
-}
-
-func num(v float64) string {
-	if math.IsNaN(v) {
-		return "n/a"
-	}
-	if v == math.Trunc(v) {
-		return fmt.Sprintf("%.0f", v)
-	}
-	return fmt.Sprintf("%.2f", v)
-}
-
-// bytes formats a byte count, or "n/a".
-func bytes(v float64) string {
-	if math.IsNaN(v) {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.0f B", v)
-}
-
-func ratio(a, b float64) string {
-	if math.IsNaN(a) || math.IsNaN(b) || b == 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.2fx", a/b)
-}
-
 func withCI(t *benchcsv.Table, name string) string {
 	v := val(t, "sec/op", name)
 	if ci := t.CI("sec/op", name); ci != "" && !math.IsNaN(v) {
-		return us(v) + " ± " + ci
+		return mdfmt.US(v) + " ± " + ci
 	}
-	return us(v)
-}
-
-func verdict(ok bool, measured float64) string {
-	switch {
-	case math.IsNaN(measured):
-		return "not measured"
-	case ok:
-		return "**met**"
-	}
-	return "**MISSED**"
+	return mdfmt.US(v)
 }
 
 func report(w io.Writer, t *benchcsv.Table, s samples.Samples) {
@@ -117,8 +70,8 @@ func report(w io.Writer, t *benchcsv.Table, s samples.Samples) {
 		cells := []string{r.label}
 		for _, op := range []string{"read", "modify"} {
 			me, them := val(t, "sec/op", req(r.name, op)), val(t, "sec/op", req("scs-pgxstore", op))
-			cells = append(cells, withCI(t, req(r.name, op)), ratio(me, them),
-				num(val(t, "allocs/op", req(r.name, op))), num(val(t, "stmts/op", req(r.name, op))), bytes(s.Median(req(r.name, op), "log-B/op")))
+			cells = append(cells, withCI(t, req(r.name, op)), mdfmt.Ratio(me, them),
+				mdfmt.Num(val(t, "allocs/op", req(r.name, op))), mdfmt.Num(val(t, "stmts/op", req(r.name, op))), mdfmt.Bytes(s.Median(req(r.name, op), "log-B/op")))
 		}
 		fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 	}
@@ -135,7 +88,7 @@ func report(w io.Writer, t *benchcsv.Table, s samples.Samples) {
 	} {
 		name := "PostgresCleanup/" + r.name
 		fmt.Fprintf(w, "| %s | %.2f s | %s ms | %s |\n", r.label, val(t, "sec/op", name),
-			num(val(t, "max-request-ms", name)), num(val(t, "requests", name)))
+			mdfmt.Num(val(t, "max-request-ms", name)), mdfmt.Num(val(t, "requests", name)))
 	}
 	fmt.Fprintln(w)
 
@@ -150,22 +103,22 @@ func report(w io.Writer, t *benchcsv.Table, s samples.Samples) {
 	}{{"read", "read-only", 0.6, 1}, {"modify", "modifying (conditional)", 1.0, 2}} {
 		me, them := val(t, "sec/op", req("sessions-postgres", op.op)), val(t, "sec/op", req("scs-pgxstore", op.op))
 		r := me / them
-		v := verdict(r <= op.limit, r)
+		v := mdfmt.Verdict(r <= op.limit, r)
 		if op.limit == 1 {
 			_, v = samples.NoSlower(s[req("sessions-postgres", op.op)]["sec/op"], s[req("scs-pgxstore", op.op)]["sec/op"])
 		}
-		fmt.Fprintf(w, "| %s request: time vs scs pgxstore | %s (%s vs %s) | ≤ %.1fx | %s |\n", op.label, ratio(me, them), us(me), us(them), op.limit, v)
+		fmt.Fprintf(w, "| %s request: time vs scs pgxstore | %s (%s vs %s) | ≤ %.1fx | %s |\n", op.label, mdfmt.Ratio(me, them), mdfmt.US(me), mdfmt.US(them), op.limit, v)
 		if l, lt := s.Median(req("sessions-postgres", op.op), "log-B/op"), s.Median(req("scs-pgxstore", op.op), "log-B/op"); !math.IsNaN(l) {
-			fmt.Fprintf(w, "| %s request: WAL bytes vs scs pgxstore | %s (%s vs %s) | reported | |\n", op.label, ratio(l, lt), bytes(l), bytes(lt))
+			fmt.Fprintf(w, "| %s request: WAL bytes vs scs pgxstore | %s (%s vs %s) | reported | |\n", op.label, mdfmt.Ratio(l, lt), mdfmt.Bytes(l), mdfmt.Bytes(lt))
 		}
 		n := val(t, "stmts/op", req("sessions-postgres", op.op))
-		fmt.Fprintf(w, "| %s request: statements | %s (scs: %s) | %s | %s |\n", op.label, num(n), num(val(t, "stmts/op", req("scs-pgxstore", op.op))), num(op.stmts), verdict(n <= op.stmts, n))
+		fmt.Fprintf(w, "| %s request: statements | %s (scs: %s) | %s | %s |\n", op.label, mdfmt.Num(n), mdfmt.Num(val(t, "stmts/op", req("scs-pgxstore", op.op))), mdfmt.Num(op.stmts), mdfmt.Verdict(n <= op.stmts, n))
 	}
 	m, c := val(t, "max-request-ms", "PostgresCleanup/sessions"), val(t, "max-request-ms", "PostgresCleanup/none")
-	v := verdict(m <= 100, m)
+	v := mdfmt.Verdict(m <= 100, m)
 	if m > 100 && c > 100 {
-		v = "**inconclusive**: the machine alone made a request wait " + num(c) + " ms"
+		v = "**inconclusive**: the machine alone made a request wait " + mdfmt.Num(c) + " ms"
 	}
 	fmt.Fprintf(w, "| cleanup of 1,000,000 expired rows: longest concurrent request | %s ms (cleanup %.2f s; with no cleanup: %s ms) | ≤ 100 ms | %s |\n",
-		num(m), val(t, "sec/op", "PostgresCleanup/sessions"), num(c), v)
+		mdfmt.Num(m), val(t, "sec/op", "PostgresCleanup/sessions"), mdfmt.Num(c), v)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/sessionx/sessions/bench/internal/benchcsv"
+	"github.com/sessionx/sessions/bench/internal/mdfmt"
 )
 
 func main() {
@@ -36,37 +37,13 @@ func val(t *benchcsv.Table, unit, name string) float64 {
 	return math.NaN()
 }
 
-func us(sec float64) string {
-	if math.IsNaN(sec) {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.1f µs", sec*1e6)
-}
-
-func num(v float64) string {
-	if math.IsNaN(v) {
-		return "n/a"
-	}
-	if v == math.Trunc(v) {
-		return fmt.Sprintf("%.0f", v)
-	}
-	return fmt.Sprintf("%.2f", v)
-}
-
-func ratio(a, b float64) string {
-	if math.IsNaN(a) || math.IsNaN(b) || b == 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.2fx", a/b)
-}
-
 // withCI returns the median in µs with benchstat's interval.
 func withCI(t *benchcsv.Table, name string) string {
 	v := val(t, "sec/op", name)
 	if ci := t.CI("sec/op", name); ci != "" && !math.IsNaN(v) {
-		return us(v) + " ± " + ci
+		return mdfmt.US(v) + " ± " + ci
 	}
-	return us(v)
+	return mdfmt.US(v)
 }
 
 type libRow struct {
@@ -92,7 +69,7 @@ func report(w io.Writer, t *benchcsv.Table) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Medians of benchstat. \"vs scs\" divides by scs on the same kind of store (memstore for the")
 	fmt.Fprintln(w, "in-process rows, goredisstore for the Redis rows); \"net\" first subtracts the harness")
-	fmt.Fprintf(w, "(the baseline benchmark without sessions: %s read, %s modify) from both.\n", us(base("read")), us(base("modify")))
+	fmt.Fprintf(w, "(the baseline benchmark without sessions: %s read, %s modify) from both.\n", mdfmt.US(base("read")), mdfmt.US(base("modify")))
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| library, store | read-only | vs scs | net | allocs | modifying | vs scs | net | allocs | modifying allocs vs scs | Redis cmds / round trips (read; modify) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
@@ -101,14 +78,14 @@ func report(w io.Writer, t *benchcsv.Table) {
 		cells = append(cells, r.label)
 		for _, op := range []string{"read", "modify"} {
 			me, them := val(t, "sec/op", req(r.name, op)), val(t, "sec/op", req(r.versus, op))
-			cells = append(cells, withCI(t, req(r.name, op)), ratio(me, them), ratio(me-base(op), them-base(op)),
-				num(val(t, "allocs/op", req(r.name, op))))
+			cells = append(cells, withCI(t, req(r.name, op)), mdfmt.Ratio(me, them), mdfmt.Ratio(me-base(op), them-base(op)),
+				mdfmt.Num(val(t, "allocs/op", req(r.name, op))))
 		}
-		cells = append(cells, ratio(val(t, "allocs/op", req(r.name, "modify")), val(t, "allocs/op", req(r.versus, "modify"))))
+		cells = append(cells, mdfmt.Ratio(val(t, "allocs/op", req(r.name, "modify")), val(t, "allocs/op", req(r.versus, "modify"))))
 		rt := "-"
 		if c, ok := t.Get("cmds/op", req(r.name, "read")); ok {
-			rt = fmt.Sprintf("%s / %s; %s / %s", num(c), num(val(t, "rtt/op", req(r.name, "read"))),
-				num(val(t, "cmds/op", req(r.name, "modify"))), num(val(t, "rtt/op", req(r.name, "modify"))))
+			rt = fmt.Sprintf("%s / %s; %s / %s", mdfmt.Num(c), mdfmt.Num(val(t, "rtt/op", req(r.name, "read"))),
+				mdfmt.Num(val(t, "cmds/op", req(r.name, "modify"))), mdfmt.Num(val(t, "rtt/op", req(r.name, "modify"))))
 		}
 		cells = append(cells, rt)
 		fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
@@ -137,29 +114,29 @@ func report(w io.Writer, t *benchcsv.Table) {
 	}
 	r := timeRatio("sessions-memory", "scs-memstore", "modify")
 	check("memory, modifying request: time vs scs memstore", r, "≤ 0.2x", r <= 0.2,
-		fmt.Sprintf("%.2fx (%s vs %s)", r, us(val(t, "sec/op", req("sessions-memory", "modify"))), us(val(t, "sec/op", req("scs-memstore", "modify")))))
+		fmt.Sprintf("%.2fx (%s vs %s)", r, mdfmt.US(val(t, "sec/op", req("sessions-memory", "modify"))), mdfmt.US(val(t, "sec/op", req("scs-memstore", "modify")))))
 	r = allocRatio("sessions-memory", "scs-memstore", "modify")
 	check("memory, modifying request: allocations vs scs memstore", r, "≤ 0.2x", r <= 0.2,
-		fmt.Sprintf("%.2fx (%s vs %s allocs)", r, num(val(t, "allocs/op", req("sessions-memory", "modify"))), num(val(t, "allocs/op", req("scs-memstore", "modify")))))
+		fmt.Sprintf("%.2fx (%s vs %s allocs)", r, mdfmt.Num(val(t, "allocs/op", req("sessions-memory", "modify"))), mdfmt.Num(val(t, "allocs/op", req("scs-memstore", "modify")))))
 	r = timeRatio("sessions-memory", "scs-memstore", "read")
 	check("memory, read-only request: time vs scs memstore", r, "≤ 0.2x", r <= 0.2,
-		fmt.Sprintf("%.2fx (%s vs %s)", r, us(val(t, "sec/op", req("sessions-memory", "read"))), us(val(t, "sec/op", req("scs-memstore", "read")))))
+		fmt.Sprintf("%.2fx (%s vs %s)", r, mdfmt.US(val(t, "sec/op", req("sessions-memory", "read"))), mdfmt.US(val(t, "sec/op", req("scs-memstore", "read")))))
 	for _, lib := range []string{"sessions-redis", "sessions-redis-touchevery"} {
 		what := "Redis, read-only request"
 		if lib == "sessions-redis-touchevery" {
 			what += ", deadline slid on every request"
 		}
 		rtt, scsRTT := val(t, "rtt/op", req(lib, "read")), val(t, "rtt/op", req("scs-redis", "read"))
-		check(what+": round trips", rtt, "1 (scs: 2)", rtt <= 1, fmt.Sprintf("%s (scs: %s)", num(rtt), num(scsRTT)))
+		check(what+": round trips", rtt, "1 (scs: 2)", rtt <= 1, fmt.Sprintf("%s (scs: %s)", mdfmt.Num(rtt), mdfmt.Num(scsRTT)))
 		r = timeRatio(lib, "scs-redis", "read")
 		check(what+": time vs scs goredisstore", r, "≤ 0.6x", r <= 0.6,
-			fmt.Sprintf("%.2fx (%s vs %s)", r, us(val(t, "sec/op", req(lib, "read"))), us(val(t, "sec/op", req("scs-redis", "read")))))
+			fmt.Sprintf("%.2fx (%s vs %s)", r, mdfmt.US(val(t, "sec/op", req(lib, "read"))), mdfmt.US(val(t, "sec/op", req("scs-redis", "read")))))
 	}
 	rtt, scsRTT := val(t, "rtt/op", req("sessions-redis", "modify")), val(t, "rtt/op", req("scs-redis", "modify"))
-	check("Redis, modifying request: round trips", rtt, "2", rtt <= 2, fmt.Sprintf("%s (scs: %s)", num(rtt), num(scsRTT)))
+	check("Redis, modifying request: round trips", rtt, "2", rtt <= 2, fmt.Sprintf("%s (scs: %s)", mdfmt.Num(rtt), mdfmt.Num(scsRTT)))
 	r = timeRatio("sessions-redis", "scs-redis", "modify")
 	check("Redis, modifying request: time vs scs goredisstore", r, "≤ 0.8x", r <= 0.8,
-		fmt.Sprintf("%.2fx (%s vs %s)", r, us(val(t, "sec/op", req("sessions-redis", "modify"))), us(val(t, "sec/op", req("scs-redis", "modify")))))
+		fmt.Sprintf("%.2fx (%s vs %s)", r, mdfmt.US(val(t, "sec/op", req("sessions-redis", "modify"))), mdfmt.US(val(t, "sec/op", req("scs-redis", "modify")))))
 	ceiling := val(t, "sec/op", "Store/ceiling/serial") / val(t, "sec/op", "Store/ceiling/parallel")
 	for _, op := range []string{"get", "set", "touch"} {
 		name := "Store/memory/" + op
@@ -174,14 +151,14 @@ func report(w io.Writer, t *benchcsv.Table) {
 	check("1,000,000 sessions: one sweep does not stop the world", maxGet,
 		"longest wait of a concurrent Get < 10% of the sweep", maxGet < sweep/10,
 		fmt.Sprintf("sweep %.1f ms, longest concurrent Get %.2f ms (%.1f%%), %s Gets served during the sweep",
-			sweep*1e3, maxGet*1e3, 100*maxGet/sweep, num(math.Round(val(t, "gets/sweep", "MillionSessions")))))
+			sweep*1e3, maxGet*1e3, 100*maxGet/sweep, mdfmt.Num(math.Round(val(t, "gets/sweep", "MillionSessions")))))
 	fmt.Fprintln(w)
 	if ping := val(t, "sec/op", "Store/redis/ping"); !math.IsNaN(ping) {
 		fmt.Fprintf(w, "One Redis round trip on this machine (a go-redis PING, `Store/redis/ping`) costs %s. "+
 			"Round trips alone put a floor under the Redis ratios, even if this library and its Lua scripts "+
 			"took no time at all: read-only 1 × %s / scs %s = %s; modifying 2 × %s / scs %s = %s.\n",
-			us(ping), us(ping), us(val(t, "sec/op", req("scs-redis", "read"))), ratio(ping, val(t, "sec/op", req("scs-redis", "read"))),
-			us(ping), us(val(t, "sec/op", req("scs-redis", "modify"))), ratio(2*ping, val(t, "sec/op", req("scs-redis", "modify"))))
+			mdfmt.US(ping), mdfmt.US(ping), mdfmt.US(val(t, "sec/op", req("scs-redis", "read"))), mdfmt.Ratio(ping, val(t, "sec/op", req("scs-redis", "read"))),
+			mdfmt.US(ping), mdfmt.US(val(t, "sec/op", req("scs-redis", "modify"))), mdfmt.Ratio(2*ping, val(t, "sec/op", req("scs-redis", "modify"))))
 		fmt.Fprintln(w)
 	}
 
@@ -205,7 +182,7 @@ func report(w io.Writer, t *benchcsv.Table) {
 			cores = fmt.Sprintf("%.2f; %.2f", cs, cp)
 			cpu = fmt.Sprintf("%.0f ns; %.0f ns", s*cs*1e9, p*cp*1e9)
 		}
-		fmt.Fprintf(w, "| %s | %.0f ns | %.0f ns | %s | %s | %s | %s |\n", name, s*1e9, p*1e9, ratio(s, p), cores, cpu, ratio(p*cp, s*cs))
+		fmt.Fprintf(w, "| %s | %.0f ns | %.0f ns | %s | %s | %s | %s |\n", name, s*1e9, p*1e9, mdfmt.Ratio(s, p), cores, cpu, mdfmt.Ratio(p*cp, s*cs))
 	}
 	fmt.Fprintln(w)
 
@@ -214,7 +191,7 @@ func report(w io.Writer, t *benchcsv.Table) {
 	fmt.Fprintf(w, "- %.0f bytes per session (heap growth after GC / 1,000,000: 43-byte key, the %s-byte stored value, map slot)\n",
 		val(t, "B/session", "MillionSessions"), "~100")
 	fmt.Fprintf(w, "- one sweep removing %s expired of 1,000,000: %.1f ms, %.2f ms per shard on average (64 shards, one at a time; deletes by compare-and-swap, no lock)\n",
-		num(val(t, "removed/sweep", "MillionSessions")), sweep*1e3, val(t, "sec/shard", "MillionSessions")*1e3)
+		mdfmt.Num(val(t, "removed/sweep", "MillionSessions")), sweep*1e3, val(t, "sec/shard", "MillionSessions")*1e3)
 	fmt.Fprintf(w, "- longest wait of a Get on another goroutine during the sweep: %.2f ms\n", maxGet*1e3)
 	fmt.Fprintln(w)
 
@@ -225,9 +202,9 @@ func report(w io.Writer, t *benchcsv.Table) {
 	for _, c := range []string{"msgpack", "gob", "json"} {
 		s, l := "Codec/"+c+"/small/roundtrip", "Codec/"+c+"/large/roundtrip"
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", c,
-			us(val(t, "sec/op", s)), num(val(t, "allocs/op", s)), num(val(t, "bytes", s)),
-			us(val(t, "sec/op", l)), num(val(t, "allocs/op", l)), num(val(t, "bytes", l)))
+			mdfmt.US(val(t, "sec/op", s)), mdfmt.Num(val(t, "allocs/op", s)), mdfmt.Num(val(t, "bytes", s)),
+			mdfmt.US(val(t, "sec/op", l)), mdfmt.Num(val(t, "allocs/op", l)), mdfmt.Num(val(t, "bytes", l)))
 	}
 	g, m := val(t, "sec/op", "Codec/gob/small/roundtrip"), val(t, "sec/op", "Codec/msgpack/small/roundtrip")
-	fmt.Fprintf(w, "\ngob / msgpack, small round trip: %s.\n", ratio(g, m))
+	fmt.Fprintf(w, "\ngob / msgpack, small round trip: %s.\n", mdfmt.Ratio(g, m))
 }

@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/sessionx/sessions/bench/internal/benchcsv"
+	"github.com/sessionx/sessions/bench/internal/mdfmt"
 	"github.com/sessionx/sessions/bench/internal/samples"
 )
 
@@ -38,13 +39,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sqlratios:", err)
 		os.Exit(1)
 	}
-	f, err := os.Open(os.Args[2])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sqlratios:", err)
-		os.Exit(1)
-	}
-	defer f.Close()
-	s, err := samples.Read(f)
+	s, err := samples.ReadFile(os.Args[2])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sqlratios:", err)
 		os.Exit(1)
@@ -52,61 +47,12 @@ func main() {
 	report(os.Stdout, t, s)
 }
 
-func us(sec float64) string {
-	if math.IsNaN(sec) {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.1f µs", sec*1e6)
-}
-
-func secs(v float64) string {
-	if math.IsNaN(v) {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.2f s", v)
-}
-
-func num(v float64) string {
-	if math.IsNaN(v) {
-		return "n/a"
-	}
-	if v == math.Trunc(v) {
-		return fmt.Sprintf("%.0f", v)
-	}
-	return fmt.Sprintf("%.2f", v)
-}
-
-// bytes formats a byte count, or "n/a".
-func bytes(v float64) string {
-	if math.IsNaN(v) {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.0f B", v)
-}
-
-func ratio(a, b float64) string {
-	if math.IsNaN(a) || math.IsNaN(b) || b == 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.2fx", a/b)
-}
-
 func withCI(t *benchcsv.Table, s samples.Samples, name string) string {
 	v := s.Median(name, "sec/op")
 	if ci := t.CI("sec/op", name); ci != "" && !math.IsNaN(v) {
-		return us(v) + " ± " + ci
+		return mdfmt.US(v) + " ± " + ci
 	}
-	return us(v)
-}
-
-func verdict(ok bool, measured float64) string {
-	switch {
-	case math.IsNaN(measured):
-		return "not measured"
-	case ok:
-		return "**met**"
-	}
-	return "**MISSED**"
+	return mdfmt.US(v)
 }
 
 // store is one database the benchmarks ran on.
@@ -138,8 +84,8 @@ func report(w io.Writer, t *benchcsv.Table, s samples.Samples) {
 			cells := []string{r.label}
 			for _, op := range []string{"read", "modify"} {
 				me, them := s.Median(req(r.name, op), "sec/op"), s.Median(req(st.scs, op), "sec/op")
-				cells = append(cells, withCI(t, s, req(r.name, op)), ratio(me, them),
-					num(s.Median(req(r.name, op), "allocs/op")), num(s.Median(req(r.name, op), "stmts/op")), bytes(s.Median(req(r.name, op), "log-B/op")))
+				cells = append(cells, withCI(t, s, req(r.name, op)), mdfmt.Ratio(me, them),
+					mdfmt.Num(s.Median(req(r.name, op), "allocs/op")), mdfmt.Num(s.Median(req(r.name, op), "stmts/op")), mdfmt.Bytes(s.Median(req(r.name, op), "log-B/op")))
 			}
 			fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 		}
@@ -163,9 +109,9 @@ func report(w io.Writer, t *benchcsv.Table, s samples.Samples) {
 		} {
 			name := st.bench + "Cleanup/" + r.name
 			fmt.Fprintf(w, "| %s | %s | %d | %s | %s ms (%s ms) | %s ms | %s | %s | %s |\n", st.title, r.label, s.Runs(name),
-				secs(s.Median(name, "sec/op")), num(s.Max(name, "max-request-ms")), num(s.Median(name, "max-request-ms")),
-				num(s.Median(name, "p99-request-ms")), num(s.Median(name, "requests")),
-				num(s.Sum(name, "slow-requests")), num(s.Sum(name, "failed")))
+				mdfmt.Secs(s.Median(name, "sec/op")), mdfmt.Num(s.Max(name, "max-request-ms")), mdfmt.Num(s.Median(name, "max-request-ms")),
+				mdfmt.Num(s.Median(name, "p99-request-ms")), mdfmt.Num(s.Median(name, "requests")),
+				mdfmt.Num(s.Sum(name, "slow-requests")), mdfmt.Num(s.Sum(name, "failed")))
 		}
 	}
 	fmt.Fprintln(w)
@@ -179,16 +125,16 @@ func report(w io.Writer, t *benchcsv.Table, s samples.Samples) {
 		me, them := s.Median(req(st.ours, "read"), "sec/op"), s.Median(req(st.scs, "read"), "sec/op")
 		r := me / them
 		fmt.Fprintf(w, "| %s | read-only request: time vs scs %s | %s (%s vs %s) | ≤ 0.6x | %s |\n",
-			st.title, st.scsName, ratio(me, them), us(me), us(them), verdict(r <= 0.6, r))
+			st.title, st.scsName, mdfmt.Ratio(me, them), mdfmt.US(me), mdfmt.US(them), mdfmt.Verdict(r <= 0.6, r))
 
 		me, them = s.Median(req(st.ours, "modify"), "sec/op"), s.Median(req(st.scs, "modify"), "sec/op")
 		_, v := samples.NoSlower(s[req(st.ours, "modify")]["sec/op"], s[req(st.scs, "modify")]["sec/op"])
 		fmt.Fprintf(w, "| %s | modifying request: time vs scs %s | %s (%s vs %s) | ≤ 1.0x | %s |\n",
-			st.title, st.scsName, ratio(me, them), us(me), us(them), v)
+			st.title, st.scsName, mdfmt.Ratio(me, them), mdfmt.US(me), mdfmt.US(them), v)
 
 		if l, lt := s.Median(req(st.ours, "modify"), "log-B/op"), s.Median(req(st.scs, "modify"), "log-B/op"); !math.IsNaN(l) {
 			fmt.Fprintf(w, "| %s | modifying request: bytes the database logged (redo) vs scs %s | %s (%s B vs %s B) | reported | |\n",
-				st.title, st.scsName, ratio(l, lt), num(l), num(lt))
+				st.title, st.scsName, mdfmt.Ratio(l, lt), mdfmt.Num(l), mdfmt.Num(lt))
 		}
 
 		for _, k := range []struct{ name, control, label string }{
@@ -198,15 +144,15 @@ func report(w io.Writer, t *benchcsv.Table, s samples.Samples) {
 			clean := st.bench + "Cleanup/" + k.name
 			c := s.Max(st.bench+"Cleanup/"+k.control, "max-request-ms")
 			m := s.Max(clean, "max-request-ms")
-			v := verdict(m <= 100, m)
+			v := mdfmt.Verdict(m <= 100, m)
 			if m > 100 && c > 100 {
-				v = "**inconclusive**: the machine alone made a request wait " + num(c) + " ms"
+				v = "**inconclusive**: the machine alone made a request wait " + mdfmt.Num(c) + " ms"
 			}
 			fmt.Fprintf(w, "| %s | cleanup of 1,000,000 expired rows, %s: longest concurrent request (worst of %d run(s)) | %s ms (%s over 100 ms; cleanup %s; with no cleanup: %s ms) | ≤ 100 ms | %s |\n",
-				st.title, k.label, s.Runs(clean), num(m), num(s.Sum(clean, "slow-requests")), secs(s.Median(clean, "sec/op")), num(c), v)
+				st.title, k.label, s.Runs(clean), mdfmt.Num(m), mdfmt.Num(s.Sum(clean, "slow-requests")), mdfmt.Secs(s.Median(clean, "sec/op")), mdfmt.Num(c), v)
 			failed := s.Sum(clean, "failed")
 			fmt.Fprintf(w, "| %s | cleanup of 1,000,000 expired rows, %s: failed concurrent requests (all runs) | %s (scs: %s) | 0 | %s |\n",
-				st.title, k.label, num(failed), num(s.Sum(st.bench+"Cleanup/scs", "failed")), verdict(failed == 0, failed))
+				st.title, k.label, mdfmt.Num(failed), mdfmt.Num(s.Sum(st.bench+"Cleanup/scs", "failed")), mdfmt.Verdict(failed == 0, failed))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -57,6 +58,16 @@ func Read(r io.Reader) (Samples, error) {
 		return nil, fmt.Errorf("no benchmark results found")
 	}
 	return s, nil
+}
+
+// ReadFile is Read of the file at path.
+func ReadFile(path string) (Samples, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Read(f)
 }
 
 // Median returns the median of name's values in unit, or NaN.
