@@ -1,8 +1,12 @@
 package mysql
 
 // CleanupStatements returns the statements of one cleanup batch of s: the
-// SELECT of dead rows and the DELETE of n of them.
-func CleanupStatements(s *Store, n int) (find, del string) {
+// SELECT of dead rows and the DELETE of n of them; with owners, those of
+// the owner records.
+func CleanupStatements(s *Store, owners bool, n int) (find, del string) {
+	if owners {
+		return s.sql.deadOwners, withList(s.sql.deleteOwners, n)
+	}
 	return s.sql.deadKeys, withList(s.sql.deleteKeys, n)
 }
 

@@ -102,14 +102,22 @@ const (
 	sqlDeadKeys = "SELECT `key`, expires FROM {table} WHERE expires >= ? AND expires <= ? ORDER BY expires LIMIT ?"
 
 	// keys ({list}), now. Then deletes them by primary key, only if still
-	// dead: one short statement that locks only these rows.
-	sqlDeleteKeys = "DELETE FROM {table} WHERE `key` IN ({list}) AND expires <= ?"
+	// dead: one short statement that locks only these rows. The primary
+	// key is forced (hence the multiple-table syntax: MySQL takes no index
+	// hint in a single-table DELETE): when few of the rows are still there
+	// (another instance's cleanup deleted them) MariaDB's optimizer prefers
+	// a range on the index on expires, which under REPEATABLE READ locks the
+	// next entry past the dead ones too, that of the live session with the
+	// nearest deadline: its next request would wait for the DELETE, or
+	// deadlock with it (TestCleanupDeleteLocksNoLiveRow).
+	sqlDeleteKeys = "DELETE {table} FROM {table} FORCE INDEX (PRIMARY) WHERE `key` IN ({list}) AND expires <= ?"
 
 	// from, now, batch size: the same for owner records past their limit.
 	sqlDeadOwners = "SELECT owner, `key`, limit_at FROM {owners} WHERE limit_at >= ? AND limit_at <= ? ORDER BY limit_at LIMIT ?"
 
-	// (owner hash, key) pairs ({pairs}), now.
-	sqlDeleteOwners = "DELETE FROM {owners} WHERE (owner, `key`) IN ({pairs}) AND limit_at <= ?"
+	// (owner hash, key) pairs ({pairs}), now; the primary key forced, as
+	// above.
+	sqlDeleteOwners = "DELETE {owners} FROM {owners} FORCE INDEX (PRIMARY) WHERE (owner, `key`) IN ({pairs}) AND limit_at <= ?"
 )
 
 // statements are a store's statements, filled in with its names once.
