@@ -1,11 +1,14 @@
 package mysql_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -67,8 +70,8 @@ func count(t testing.TB, db *sql.DB, table, prefix string) int {
 }
 
 // TestCleanupDeletesExpiredInBatches: Cleanup deletes every expired session
-// row and owner record, each batch a SELECT and a DELETE of at most
-// CleanupBatch rows, and no live one.
+// row and owner record, in rounds of a SELECT of at most a round's rows and
+// DELETEs of at most CleanupBatch rows, and no live one.
 func TestCleanupDeletesExpiredInBatches(t *testing.T) {
 	srv := mariadbtest.Shared(t)
 	var w mariadbtest.Wire
@@ -76,6 +79,7 @@ func TestCleanupDeletesExpiredInBatches(t *testing.T) {
 	admin := srv.DB(t, nil)
 	table := mariadbtest.Table(t)
 	st := newStore(t, db, mysql.Options{Table: table, CleanupInterval: -1, CleanupBatch: 1000})
+	mysql.SetCleanupChunk(st, 2000)
 	fill(t, admin, table, "dead", 2500, 2500, time.Now().Add(-time.Minute))
 	fill(t, admin, table, "live", 10, 10, time.Now().Add(time.Hour))
 	w.Take()
@@ -91,16 +95,16 @@ func TestCleanupDeletesExpiredInBatches(t *testing.T) {
 			t.Errorf("%s after Cleanup: %d expired rows, %d live ones; want 0 and 10", tb, dead, live)
 		}
 	}
-	// 1000 + 1000 + 500 sessions, the same for owner records: a SELECT and
-	// a DELETE each.
+	// Per table: a round of 2000 rows (a SELECT, two DELETEs of 1000),
+	// then one of the 500 left (a SELECT, a DELETE).
 	sent := mariadbtest.RoundTrips(w.Take())
-	if len(sent) != 12 {
-		t.Errorf("Cleanup sent %d statements %q, want 12: 6 batches of at most 1000 rows", len(sent), names(sent))
-	}
+	var got []string
 	for _, c := range sent {
-		if f := strings.Fields(c.SQL); len(f) == 0 || (f[0] != "SELECT" && f[0] != "DELETE") {
-			t.Errorf("Cleanup sent %q, want only SELECT and DELETE (no transaction)", c)
-		}
+		got = append(got, strings.Fields(c.SQL)[0])
+	}
+	want := strings.Fields("SELECT DELETE DELETE SELECT DELETE SELECT DELETE DELETE SELECT DELETE")
+	if !slices.Equal(got, want) {
+		t.Errorf("Cleanup sent %q, want %v (no transaction)", names(sent), want)
 	}
 	// Nothing left: one SELECT per table finds nothing.
 	if n, err := st.Cleanup(t.Context()); n != 0 || err != nil {
@@ -108,6 +112,69 @@ func TestCleanupDeletesExpiredInBatches(t *testing.T) {
 	}
 	if sent := mariadbtest.RoundTrips(w.Take()); len(sent) != 2 {
 		t.Errorf("a Cleanup with nothing to do sent %q, want 2 SELECTs", names(sent))
+	}
+}
+
+// TestCleanupDeletesInPrimaryKeyOrder: a round takes the dead rows with the
+// earliest deadlines, and deletes them in primary-key order (so that its
+// batches sweep the table's pages once, however the deadlines are spread
+// over the keys), sessions and owner records alike.
+func TestCleanupDeletesInPrimaryKeyOrder(t *testing.T) {
+	srv := mariadbtest.Shared(t)
+	var w mariadbtest.Wire
+	db := tracedDB(t, srv, &w, true)
+	admin := srv.DB(t, nil)
+	table := mariadbtest.Table(t)
+	st := newStore(t, db, mysql.Options{Table: table, CleanupInterval: -1, CleanupBatch: 10})
+	mysql.SetCleanupChunk(st, 20)
+	// 25 dead rows whose deadlines are a permutation of their keys' order:
+	// key dead<i> (two digits) died (i*7)%25 seconds before the others.
+	base := time.Now().Add(-time.Hour)
+	deadline := map[string]int64{}
+	for i := range 25 {
+		key := fmt.Sprintf("dead%02d", i)
+		deadline[key] = base.Add(-time.Duration(i*7%25) * time.Second).UnixMicro()
+		if _, err := admin.ExecContext(t.Context(), fmt.Sprintf("INSERT INTO `%s` (`key`, `value`, version, expires) VALUES (?, X'00', 1, ?)", table), key, deadline[key]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.ExecContext(t.Context(), fmt.Sprintf("INSERT INTO `%s_owners` (owner, `key`, limit_at) VALUES (X'01', ?, ?)", table), key, deadline[key]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byDeadline := slices.Collect(maps.Keys(deadline))
+	slices.SortFunc(byDeadline, func(a, b string) int { return cmp.Compare(deadline[a], deadline[b]) })
+	w.Take()
+	if n, err := st.Cleanup(t.Context()); n != 50 || err != nil {
+		t.Fatalf("Cleanup: %d, %v; want 50, nil", n, err)
+	}
+	quoted := regexp.MustCompile(`'(dead\d\d)'`)
+	var rounds [][]string // per round, the keys its DELETEs named, in order
+	for _, c := range mariadbtest.RoundTrips(w.Take()) {
+		switch strings.Fields(c.SQL)[0] {
+		case "SELECT":
+			rounds = append(rounds, nil)
+		case "DELETE":
+			if len(rounds) == 0 {
+				t.Fatalf("a DELETE before any SELECT: %s", c.SQL)
+			}
+			for _, m := range quoted.FindAllStringSubmatch(c.SQL, -1) {
+				rounds[len(rounds)-1] = append(rounds[len(rounds)-1], m[1])
+			}
+		}
+	}
+	// Sessions: rounds of 20 and 5; owner records the same.
+	if len(rounds) != 4 {
+		t.Fatalf("Cleanup ran %d rounds %q, want 4", len(rounds), rounds)
+	}
+	for i, r := range rounds {
+		first := byDeadline[:20]
+		if i%2 == 1 {
+			first = byDeadline[20:]
+		}
+		want := slices.Sorted(slices.Values(first))
+		if !slices.Equal(r, want) {
+			t.Errorf("round %d deleted %q, want the rows with the earliest deadlines in key order: %q", i+1, r, want)
+		}
 	}
 }
 

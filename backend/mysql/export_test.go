@@ -21,3 +21,7 @@ func SchemaLockName(table string) string {
 	}
 	return n.lock
 }
+
+// SetCleanupChunk sets how many dead rows one round of s's cleanup reads
+// (100,000 otherwise).
+func SetCleanupChunk(s *Store, n int) { s.chunk = n }

@@ -68,7 +68,7 @@ type Options struct {
 
 	// CleanupInterval is how often a background goroutine deletes the rows
 	// of expired sessions and the owner records past their limit, in
-	// batches of CleanupBatch rows, each batch two short statements (see
+	// batches of CleanupBatch rows, each batch one short DELETE (see
 	// Store.Cleanup). Expired rows are invisible at once whatever the
 	// interval: every statement compares deadlines with the caller's clock.
 	// The first run comes at a random moment within the first interval, so
@@ -96,6 +96,7 @@ type Store struct {
 	sql     statements
 	resolve time.Duration
 	batch   int
+	chunk   int // the most dead rows one round of the cleanup reads (cleanupChunk)
 	log     *slog.Logger
 	now     func() time.Time // this process's clock, for Get, Set, the index and the cleanup
 
@@ -129,7 +130,7 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db: db, names: n, sql: newStatements(n),
-		resolve: opts.ResolveWithin, batch: opts.CleanupBatch, log: opts.Logger,
+		resolve: opts.ResolveWithin, batch: opts.CleanupBatch, chunk: cleanupChunk, log: opts.Logger,
 		now:  time.Now,
 		done: make(chan struct{}),
 	}

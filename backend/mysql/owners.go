@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// ownerLen is the length of the owner column's values (BINARY(32)).
+const ownerLen = sha256.Size
+
 // ownerHash is the owner column's value: the SHA-256 of owner, so that any
 // string (NUL bytes, 1 KiB owners included) fits a BINARY(32) and no owner
 // is stored as given.
