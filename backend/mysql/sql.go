@@ -94,10 +94,10 @@ const (
 	// owner hash, now.
 	sqlOwned = "SELECT `key` FROM {owners} WHERE owner = ? AND limit_at > ?"
 
-	// from, now, batch size. One batch of the cleanup finds at most batch
-	// dead rows through the index on expires, in order, from the last
-	// batch's last deadline on (so that it does not walk again over the
-	// index entries the last batches deleted, which InnoDB purges later): a
+	// from, now, round size. One round of the cleanup finds at most that
+	// many dead rows through the index on expires, in order, from the last
+	// round's last deadline on (so that it does not walk again over the
+	// index entries the last rounds deleted, which InnoDB purges later): a
 	// plain read, which locks nothing.
 	sqlDeadKeys = "SELECT `key`, expires FROM {table} WHERE expires >= ? AND expires <= ? ORDER BY expires LIMIT ?"
 
@@ -112,7 +112,7 @@ const (
 	// deadlock with it (TestCleanupDeleteLocksNoLiveRow).
 	sqlDeleteKeys = "DELETE {table} FROM {table} FORCE INDEX (PRIMARY) WHERE `key` IN ({list}) AND expires <= ?"
 
-	// from, now, batch size: the same for owner records past their limit.
+	// from, now, round size: the same for owner records past their limit.
 	sqlDeadOwners = "SELECT owner, `key`, limit_at FROM {owners} WHERE limit_at >= ? AND limit_at <= ? ORDER BY limit_at LIMIT ?"
 
 	// (owner hash, key) pairs ({pairs}), now; the primary key forced, as
