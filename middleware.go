@@ -67,12 +67,13 @@ func (m *Manager[T]) takeTurn(r *http.Request) (done func()) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), m.cfg.TurnWait)
 	defer cancel()
-	unlock, _, err := m.turns.lock(ctx, storeKey(cands[0].token))
+	key := storeKey(cands[0].token)
+	l, err := m.turns.lock(ctx, key)
 	if err != nil {
 		m.cfg.Logger.WarnContext(r.Context(), "sessions: no turn within TurnWait; going on without it", "wait", m.cfg.TurnWait)
 		return func() {}
 	}
-	return unlock
+	return func() { m.turns.unlock(key, l) }
 }
 
 // requestCommit is the middleware's commit of one request's session.

@@ -57,5 +57,7 @@ func validToken(s string) bool {
 // no token, and a token cannot be computed back from its key.
 func storeKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	var key [43]byte // base64.RawURLEncoding.EncodedLen(sha256.Size)
+	base64.RawURLEncoding.Encode(key[:], sum[:])
+	return string(key[:])
 }

@@ -117,7 +117,8 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 		return own.err
 	}
 	expires := s.expires
-	holder, unlock, l, err := m.updating.join(ctx, s.key, own)
+	key := s.key
+	l, holder, err := m.updating.join(ctx, key, own)
 	if err != nil {
 		m.revert(s)
 		return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
@@ -127,13 +128,13 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 		// in one write: take over the state it stored.
 		return m.afterBatch(w, s, own, expires)
 	}
-	defer unlock()
+	defer m.updating.unlock(key, l)
 	batch := m.updating.take(l, own)
 	if batch == nil {
 		<-own.done // applied by the holder before, which has delivered it
 		return m.afterBatch(w, s, own, expires)
 	}
-	if h := l.last; h != nil && h.key == s.key && h.version > s.version {
+	if h := &l.last; l.hasLast && h.key == s.key && h.version > s.version {
 		// The Update before this one in this process saved a later state:
 		// take it over, without asking the store.
 		if err := m.adopt(s, h); err != nil {
@@ -146,7 +147,7 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 	m.runBatch(ctx, w, s, batch)
 	if !s.isNew {
 		// Hand the state this Update leaves to the next one.
-		l.last = &handoff{key: s.key, version: s.version, expires: s.expires, issued: s.issued, base: s.base}
+		l.last, l.hasLast = handoff{key: s.key, version: s.version, expires: s.expires, issued: s.issued, base: s.base}, true
 	}
 	m.deliver(s, batch, nil)
 	return own.err
@@ -313,20 +314,23 @@ func (m *Manager[T]) reload(ctx context.Context, w http.ResponseWriter, s *Sessi
 }
 
 // keyLocks is a set of locks, one per key in use, created on demand and
-// dropped when no goroutine holds or waits for them.
+// dropped when no goroutine holds or waits for them (then kept in a pool
+// for the next key, with the queue's array).
 type keyLocks struct {
 	mu    sync.Mutex
 	locks map[string]*keyLock
+	free  sync.Pool // of *keyLock, unused and empty
 }
 
 type keyLock struct {
 	ch   chan struct{} // holds a token while locked
 	refs int           // holders and waiters
 
-	// last is the state the last holder left, for the next one; only the
-	// holder reads or writes it. It lives as long as the lock is held or
-	// waited for: exactly while Updates of the session queue up.
-	last *handoff
+	// last is the state the last holder left, for the next one, if hasLast;
+	// only the holder reads or writes them. They live as long as the lock
+	// is held or waited for: exactly while Updates of the session queue up.
+	last    handoff
+	hasLast bool
 
 	// queue holds the Updates waiting for the holder to apply them
 	// (guarded by keyLocks.mu).
@@ -367,50 +371,83 @@ func (m *Manager[T]) adopt(s *Session[T], h *handoff) error {
 	return nil
 }
 
-// join queues p on key's lock and waits until either it holds the lock
-// (holder: it applies the queue), or a holder applied p (p.done closed), or
-// ctx ends while p is still queued (then p is withdrawn and nothing of it
-// was applied). A p that a holder took is waited for even past ctx: its
-// outcome is on its way, and it must be reported.
-func (k *keyLocks) join(ctx context.Context, key string, p *pending) (holder bool, unlock func(), l *keyLock, err error) {
-	k.mu.Lock()
+// acquire returns key's lock with one more reference, creating it when
+// no goroutine holds or waits for it. Called with k.mu held.
+func (k *keyLocks) acquire(key string) *keyLock {
 	if k.locks == nil {
 		k.locks = make(map[string]*keyLock)
 	}
-	l = k.locks[key]
+	l := k.locks[key]
 	if l == nil {
-		l = &keyLock{ch: make(chan struct{}, 1)}
+		if v := k.free.Get(); v != nil {
+			l = v.(*keyLock)
+		} else {
+			l = &keyLock{ch: make(chan struct{}, 1)}
+		}
 		k.locks[key] = l
 	}
 	l.refs++
+	return l
+}
+
+// release drops a reference to key's lock l; the last one removes it and
+// puts it back in the pool. The caller must not use l afterwards.
+func (k *keyLocks) release(key string, l *keyLock) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if l.refs--; l.refs > 0 {
+		return
+	}
+	delete(k.locks, key)
+	if cap(l.queue) > 64 {
+		return // after a burst: let the large array go
+	}
+	clear(l.queue[:cap(l.queue)]) // the pendings are done: let them go
+	l.queue, l.last, l.hasLast = l.queue[:0], handoff{}, false
+	k.free.Put(l)
+}
+
+// unlock ends the turn of the holder of key's lock l (from join or lock).
+func (k *keyLocks) unlock(key string, l *keyLock) {
+	<-l.ch
+	k.release(key, l)
+}
+
+// join queues p on key's lock and waits until either it holds the lock
+// (holder: it applies the queue, then calls unlock), or a holder applied p
+// (p.done closed), or ctx ends while p is still queued (then p is
+// withdrawn and nothing of it was applied). A p that a holder took is
+// waited for even past ctx: its outcome is on its way, and it must be
+// reported. l is the lock for a holder, nil otherwise.
+func (k *keyLocks) join(ctx context.Context, key string, p *pending) (l *keyLock, holder bool, err error) {
+	k.mu.Lock()
+	l = k.acquire(key)
 	l.queue = append(l.queue, p)
 	k.mu.Unlock()
 
-	release := func() {
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
+	select {
+	case l.ch <- struct{}{}: // free: no need to wait (nor to make ctx's Done channel)
+		return l, true, nil
+	default:
 	}
 	select {
 	case l.ch <- struct{}{}:
-		return true, func() { <-l.ch; release() }, l, nil
+		return l, true, nil
 	case <-p.done:
-		release()
-		return false, nil, l, nil
+		k.release(key, l)
+		return nil, false, nil
 	case <-ctx.Done():
 		k.mu.Lock()
 		if !p.taken {
 			l.queue = slices.DeleteFunc(l.queue, func(q *pending) bool { return q == p })
 			k.mu.Unlock()
-			release()
-			return false, nil, nil, ctx.Err()
+			k.release(key, l)
+			return nil, false, ctx.Err()
 		}
 		k.mu.Unlock()
 		<-p.done
-		release()
-		return false, nil, l, nil
+		k.release(key, l)
+		return nil, false, nil
 	}
 }
 
@@ -426,7 +463,15 @@ func (k *keyLocks) take(l *keyLock, self *pending) []*pending {
 		// here would be applied by nobody.
 		return nil
 	}
-	var batch, rest []*pending
+	if len(l.queue) == 1 && l.queue[0] == self {
+		// Alone, the usual case: no batch to build.
+		self.taken = true
+		l.queue[0] = nil
+		l.queue = l.queue[:0]
+		return []*pending{self}
+	}
+	var batch []*pending
+	rest := l.queue[:0] // filtered in place: the holder keeps batch, not l.queue
 	for _, p := range l.queue {
 		if p == self || !p.solo {
 			p.taken = true
@@ -435,37 +480,28 @@ func (k *keyLocks) take(l *keyLock, self *pending) []*pending {
 			rest = append(rest, p)
 		}
 	}
+	clear(l.queue[len(rest):])
 	l.queue = rest
 	return batch
 }
 
-// lock locks key's lock, waiting at most until ctx ends, and returns its
-// unlock function and the lock, whose last field the holder may use.
-func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), l *keyLock, err error) {
+// lock locks key's lock, waiting at most until ctx ends, and returns the
+// lock, whose last field the holder may use, for unlock.
+func (k *keyLocks) lock(ctx context.Context, key string) (*keyLock, error) {
 	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = make(map[string]*keyLock)
-	}
-	l = k.locks[key]
-	if l == nil {
-		l = &keyLock{ch: make(chan struct{}, 1)}
-		k.locks[key] = l
-	}
-	l.refs++
+	l := k.acquire(key)
 	k.mu.Unlock()
 
-	release := func() {
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
+	select {
+	case l.ch <- struct{}{}:
+		return l, nil
+	default:
 	}
 	select {
 	case l.ch <- struct{}{}:
-		return func() { <-l.ch; release() }, l, nil
+		return l, nil
 	case <-ctx.Done():
-		release()
-		return nil, nil, ctx.Err()
+		k.release(key, l)
+		return nil, ctx.Err()
 	}
 }

@@ -186,13 +186,13 @@ func TestKeyLocksReleaseEntries(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			unlock, _, err := k.lock(context.Background(), "a")
+			l, err := k.lock(context.Background(), "a")
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			n++ // guarded by the lock
-			unlock()
+			k.unlock("a", l)
 		}()
 	}
 	wg.Wait()
@@ -200,13 +200,13 @@ func TestKeyLocksReleaseEntries(t *testing.T) {
 		t.Fatalf("n=%d, %d lock entries left, want 50 and 0", n, len(k.locks))
 	}
 	// A waiter gives up when its context ends.
-	unlock, _, _ := k.lock(context.Background(), "a")
+	l, _ := k.lock(context.Background(), "a")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, _, err := k.lock(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := k.lock(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiting on a held lock past the deadline: %v", err)
 	}
-	unlock()
+	k.unlock("a", l)
 	if len(k.locks) != 0 {
 		t.Fatalf("%d lock entries left", len(k.locks))
 	}
@@ -263,6 +263,32 @@ func TestContendedUpdateCostsOneWriteOrLess(t *testing.T) {
 	}
 	if s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie)); s.Data.Count != n {
 		t.Fatalf("Count = %d, want %d", s.Data.Count, n)
+	}
+}
+
+// TestKeyLocksStartClean: a key's lock, once no one holds or waits for it,
+// may be reused for another key (pooled): it comes back unlocked, with no
+// queue and no handed-over state of the session before.
+func TestKeyLocksStartClean(t *testing.T) {
+	var k keyLocks
+	for i := range 100 {
+		key := fmt.Sprint("key", i)
+		p := &pending{done: make(chan struct{})}
+		l, holder, err := k.join(t.Context(), key, p)
+		if err != nil || !holder {
+			t.Fatalf("join %s: holder %v, %v", key, holder, err)
+		}
+		if l.hasLast || l.last.key != "" || len(l.queue) != 1 || l.queue[0] != p || l.refs != 1 {
+			t.Fatalf("the lock of %s came with last %v %+v, queue %v, refs %d", key, l.hasLast, l.last, l.queue, l.refs)
+		}
+		if batch := k.take(l, p); len(batch) != 1 || batch[0] != p {
+			t.Fatalf("take: %v", batch)
+		}
+		l.last, l.hasLast = handoff{key: key, version: 7}, true
+		k.unlock(key, l)
+	}
+	if len(k.locks) != 0 {
+		t.Fatalf("%d lock entries left", len(k.locks))
 	}
 }
 

@@ -239,8 +239,9 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 			// writes can make a merge meet a newer state; wait at most a
 			// little, then merge without the turn.
 			wctx, cancel := context.WithTimeout(ctx, mergeTurnWait)
-			if unlock, _, lerr := m.updating.lock(wctx, s.key); lerr == nil {
-				defer unlock()
+			turnKey := s.key
+			if l, lerr := m.updating.lock(wctx, turnKey); lerr == nil {
+				defer m.updating.unlock(turnKey, l)
 			}
 			cancel()
 		}

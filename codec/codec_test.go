@@ -132,3 +132,44 @@ func BenchmarkCodecs(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodedValuesOwnTheirBytes: a decoded value shares no memory with the
+// bytes it came from (a codec may pool its readers, the core reuses and
+// keeps stored bytes), and decoding one value after another on the same
+// pooled state mixes nothing of the first into the second.
+func TestDecodedValuesOwnTheirBytes(t *testing.T) {
+	type blob struct {
+		Name string
+		Raw  []byte
+		Tags []string
+	}
+	for _, tc := range codecs {
+		t.Run(tc.name, func(t *testing.T) {
+			first, err := tc.c.Marshal(&blob{Name: "first", Raw: []byte("raw bytes"), Tags: []string{"a", "b"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := tc.c.Marshal(&blob{Name: "2nd"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a, b blob
+			if err := tc.c.Unmarshal(first, &a); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.c.Unmarshal(second, &b); err != nil {
+				t.Fatal(err)
+			}
+			for i := range first {
+				first[i] = 'x'
+			}
+			want := blob{Name: "first", Raw: []byte("raw bytes"), Tags: []string{"a", "b"}}
+			if !reflect.DeepEqual(a, want) {
+				t.Errorf("after its bytes were overwritten, the first value is %+v, want %+v", a, want)
+			}
+			if b.Name != "2nd" || b.Raw != nil || b.Tags != nil {
+				t.Errorf("the second value is %+v, want only Name 2nd", b)
+			}
+		})
+	}
+}

@@ -48,8 +48,28 @@ func (Msgpack) Marshal(v any) ([]byte, error) {
 	return out, err
 }
 
+type msgpackDecoder struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var msgpackDecoders = sync.Pool{New: func() any {
+	d := &msgpackDecoder{}
+	d.dec = msgpack.NewDecoder(&d.r)
+	return d
+}}
+
 // Unmarshal decodes MessagePack data into v. Fields of v missing from data
 // keep their values; fields in data unknown to v are skipped.
 func (Msgpack) Unmarshal(data []byte, v any) error {
-	return msgpack.Unmarshal(data, v)
+	// msgpack.Unmarshal, with the reader pooled along with the decoder
+	// (it allocates one per call). Decoded strings and byte slices are
+	// copies: nothing of v refers to data or to the pooled reader.
+	d := msgpackDecoders.Get().(*msgpackDecoder)
+	d.r.Reset(data)
+	d.dec.Reset(&d.r)
+	err := d.dec.Decode(v)
+	d.r.Reset(nil)
+	msgpackDecoders.Put(d)
+	return err
 }
