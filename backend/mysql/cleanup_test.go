@@ -178,6 +178,49 @@ func TestCleanupDeletesInPrimaryKeyOrder(t *testing.T) {
 	}
 }
 
+// TestCleanupKeepsRowsWrittenSinceItsRound: a round deletes its rows well
+// after it found them dead (batch after batch, with pauses); a row written
+// again meanwhile (live once more) is not deleted, the others are.
+func TestCleanupKeepsRowsWrittenSinceItsRound(t *testing.T) {
+	db := sharedDB(t)
+	table := mariadbtest.Table(t)
+	st := newStore(t, db, mysql.Options{Table: table, CleanupInterval: -1, CleanupBatch: 10})
+	mysql.SetCleanupChunk(st, 20)
+	fill(t, db, table, "dead", 25, 25, time.Now().Add(-time.Minute))
+	// Rounds: sessions 20 rows, then 5; owner records the same. Right after
+	// the first round of each table found its rows, two of them (dead15 in
+	// the first batch, dead19 in the second) become live again.
+	rounds := 0
+	mysql.SetAfterFind(st, func() {
+		rounds++
+		q := map[int]string{
+			1: "UPDATE `%s` SET expires = ? WHERE `key` IN ('dead15', 'dead19')",
+			3: "UPDATE `%s_owners` SET limit_at = ? WHERE `key` IN ('dead15', 'dead19')",
+		}[rounds]
+		if q == "" {
+			return
+		}
+		if _, err := db.ExecContext(t.Context(), fmt.Sprintf(q, table), time.Now().Add(time.Hour).UnixMicro()); err != nil {
+			t.Error(err)
+		}
+	})
+	n, err := st.Cleanup(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rounds != 4 {
+		t.Errorf("Cleanup ran %d rounds, want 4", rounds)
+	}
+	if n != 46 {
+		t.Errorf("Cleanup deleted %d rows, want 46 (all but two sessions and two owner records written again)", n)
+	}
+	for _, tb := range []string{table, table + "_owners"} {
+		if left := count(t, db, tb, "dead"); left != 2 {
+			t.Errorf("%s: %d rows left, want 2 (dead15, dead19)", tb, left)
+		}
+	}
+}
+
 // TestCleanupRunsInBackgroundUntilClose: with a short CleanupInterval,
 // expired rows vanish without a call; after Close, they stay, and Cleanup
 // and every other method return backend.ErrClosed.

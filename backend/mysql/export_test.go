@@ -25,3 +25,6 @@ func SchemaLockName(table string) string {
 // SetCleanupChunk sets how many dead rows one round of s's cleanup reads
 // (100,000 otherwise).
 func SetCleanupChunk(s *Store, n int) { s.chunk = n }
+
+// SetAfterFind sets a function s's cleanup calls after each round's SELECT.
+func SetAfterFind(s *Store, f func()) { s.afterFind = f }

@@ -97,8 +97,10 @@ type Store struct {
 	resolve time.Duration
 	batch   int
 	chunk   int // the most dead rows one round of the cleanup reads (cleanupChunk)
-	log     *slog.Logger
-	now     func() time.Time // this process's clock, for Get, Set, the index and the cleanup
+
+	afterFind func() // tests: called after each cleanup round's SELECT
+	log       *slog.Logger
+	now       func() time.Time // this process's clock, for Get, Set, the index and the cleanup
 
 	closed    atomic.Bool
 	closeOnce sync.Once
