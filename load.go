@@ -212,6 +212,7 @@ func (m *Manager[T]) open(r *http.Request, token string, f fetched, now time.Tim
 			"session", s.handle.String(), "err", err)
 		return nil, false
 	}
+	m.notePlain(s, &s.Data, env.data)
 	return s, true
 }
 

@@ -53,6 +53,7 @@ type Manager[T any] struct {
 
 	zeroData []byte // the encoding of the zero T: a new session equal to it is not stored
 	unstable bool   // T may hold maps: equal values may encode differently
+	plain    bool   // T is plain (plain.go): a byte comparison finds it unchanged
 	ctxKey   *contextKey
 	started  time.Time  // when New made the Manager (see CookieConfig.Name)
 	sealing  bool       // seal what is stored (see seal.go): the store is not backend.InProcess
@@ -85,6 +86,7 @@ func New[T any](cfg Config) (*Manager[T], error) {
 		return nil, fmt.Errorf("%w: the codec cannot encode %T: %v", ErrInvalidConfig, zero, err)
 	}
 	m.unstable = mayEncodeUnstably(reflect.TypeFor[T](), map[reflect.Type]bool{})
+	m.plain = plainType(reflect.TypeFor[T]())
 	m.merge = newMergeSpec(reflect.TypeFor[T]())
 	if m.cfg.Store == nil {
 		mem := memory.New(memory.Options{Now: cfg.Now})

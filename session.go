@@ -42,6 +42,12 @@ type Session[T any] struct {
 	base     stored // what the store holds (or, while new, would hold)
 	isNew    bool
 
+	// plainVal is the value whose encoding is plainOf, when T is plain
+	// (see plain.go): while plainOf is base.data, a Data byte for byte
+	// equal to plainVal is unchanged.
+	plainVal T
+	plainOf  []byte
+
 	// forwarded: reached through a rotated token within its grace window;
 	// the request's token is not the session's current one.
 	forwarded bool

@@ -242,12 +242,19 @@ func (m *Manager[T]) deliver(s *Session[T], batch []*pending, err error) {
 		}
 		if p.err == nil {
 			var data T
-			if derr := m.cfg.Codec.Unmarshal(s.base.data, &data); derr != nil {
+			var derr error
+			if m.plain && sameSlice(s.plainOf, s.base.data) {
+				data = s.plainVal // plain: the copy shares nothing with s
+			} else {
+				derr = m.cfg.Codec.Unmarshal(s.base.data, &data)
+			}
+			if derr != nil {
 				p.err = fmt.Errorf("sessions: update session %s: %w", s.Handle(), derr)
 			} else {
 				qs.Data, qs.version, qs.base, qs.expires, qs.issued = data, s.version, s.base, s.expires, s.issued
 				qs.key, qs.keyToken, qs.seal = s.key, s.keyToken, s.seal
 				qs.owner, qs.bind, qs.csrf, qs.life = s.owner, s.bind, s.csrf, s.life
+				qs.plainVal, qs.plainOf = s.plainVal, s.plainOf
 			}
 		}
 		close(p.done)

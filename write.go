@@ -80,6 +80,13 @@ func (m *Manager[T]) Save(w http.ResponseWriter, r *http.Request, s *Session[T])
 // save is Save, with policy deciding what a conflict does (the middleware
 // passes Config.OnConflict).
 func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session[T], policy ConflictPolicy) error {
+	if !s.isNew && !s.metaChanged() && m.plainUnchanged(s) {
+		return nil // unchanged, known without encoding
+	}
+	var v T // for a plain T, the value data encodes
+	if m.plain {
+		v = s.Data
+	}
 	data, err := m.encode(s)
 	if err != nil {
 		m.revert(s)
@@ -94,7 +101,14 @@ func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session
 	} else if !s.metaChanged() && !m.changed(s.base.data, data, &s.Data) {
 		return nil
 	}
-	return m.write(ctx, w, s, stepSave, data, policy)
+	if err := m.write(ctx, w, s, stepSave, data, policy); err != nil {
+		return err
+	}
+	if m.plain && sameSlice(s.base.data, data) && sameBytes(&s.Data, &v) {
+		// Stored as encoded (not merged into another value): data is v's.
+		m.notePlain(s, &v, data)
+	}
+	return nil
 }
 
 // changed reports whether cur, encoded as data, differs from the value

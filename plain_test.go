@@ -1,0 +1,142 @@
+package sessions
+
+import (
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessionx/sessions/codec"
+)
+
+func TestPlainType(t *testing.T) {
+	type inner struct {
+		N  int
+		At time.Time
+	}
+	tests := []struct {
+		v    any
+		want bool
+	}{
+		{0, true},
+		{"", true},
+		{3.5, true},
+		{[4]int64{}, true},
+		{time.Time{}, true},
+		{visitV1{}, true},
+		{struct {
+			A inner
+			B [2]string
+		}{}, true},
+		{struct{}{}, true},
+		{[]int{}, false},
+		{map[string]int{}, false},
+		{new(int), false},
+		{struct{ X any }{}, false},
+		{struct{ F func() }{}, false},
+		{struct{ C chan int }{}, false},
+		{[2][]byte{}, false},
+		{struct{ In struct{ S []string } }{}, false},
+	}
+	for _, tc := range tests {
+		if got := plainType(reflect.TypeOf(tc.v)); got != tc.want {
+			t.Errorf("plainType(%T) = %v, want %v", tc.v, got, tc.want)
+		}
+	}
+}
+
+// countingCodec counts the encodings of the codec it wraps.
+type countingCodec struct {
+	codec.Codec
+	marshals *atomic.Int64
+}
+
+func (c countingCodec) Marshal(v any) ([]byte, error) {
+	c.marshals.Add(1)
+	return c.Codec.Marshal(v)
+}
+
+// withList is a session type that is not plain (it holds a slice).
+type withList struct {
+	User  string
+	Items []string
+}
+
+// TestUnchangedPlainDataIsNotEncoded: for a plain T, a save of a session
+// whose data is byte for byte what it loaded or last saved neither writes
+// nor encodes; any change is still seen (a value changed and changed back
+// is unchanged; an equal string built anew is compared by its encoding);
+// a T that is not plain is encoded as before.
+func TestUnchangedPlainDataIsNotEncoded(t *testing.T) {
+	var marshals atomic.Int64
+	env := newTestEnv[visitV1](t, Config{Codec: countingCodec{codec.Msgpack{}, &marshals}})
+	cookie := newStoredSession(t, env) // User "ann"
+	step := func(name string, change func(*Session[visitV1]), wantMarshals, wantWrites int64) *Session[visitV1] {
+		t.Helper()
+		w, r := newHeaderWriter(), httptestRequest(cookie)
+		s, err := env.mgr.Load(w, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m0, w0 := marshals.Load(), env.store.writes.Load()
+		change(s)
+		if err := env.mgr.Save(w, r, s); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if m, wr := marshals.Load()-m0, env.store.writes.Load()-w0; m != wantMarshals || wr != wantWrites {
+			t.Errorf("%s: %d encodings, %d writes; want %d and %d", name, m, wr, wantMarshals, wantWrites)
+		}
+		return s
+	}
+	step("read only", func(*Session[visitV1]) {}, 0, 0)
+	step("changed and changed back", func(s *Session[visitV1]) { s.Data.Count = 5; s.Data.Count = 0 }, 0, 0)
+	step("the same text in a new string", func(s *Session[visitV1]) { s.Data.User = strings.Clone(s.Data.User) }, 1, 0)
+	s := step("a change", func(s *Session[visitV1]) { s.Data.Count = 7 }, 1, 1)
+	// Saved again with no change since: known unchanged without encoding.
+	m0, w0 := marshals.Load(), env.store.writes.Load()
+	if err := env.mgr.Save(newHeaderWriter(), httptestRequest(cookie), s); err != nil {
+		t.Fatal(err)
+	}
+	if m, wr := marshals.Load()-m0, env.store.writes.Load()-w0; m != 0 || wr != 0 {
+		t.Errorf("a second Save of the saved data: %d encodings, %d writes; want 0 and 0", m, wr)
+	}
+	if got := step("read back", func(*Session[visitV1]) {}, 0, 0); got.Data.Count != 7 || got.Data.User != "ann" {
+		t.Errorf("stored %+v, want Count 7, User ann", got.Data)
+	}
+	// After Update (the counter path), the middleware's commit encodes
+	// nothing more.
+	w, r := newHeaderWriter(), httptestRequest(cookie)
+	s, _ = env.mgr.Load(w, r)
+	if err := env.mgr.Update(w, r, s, func(v *visitV1) error { v.Count++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	m0 = marshals.Load()
+	if err := env.mgr.Save(w, r, s); err != nil {
+		t.Fatal(err)
+	}
+	if m := marshals.Load() - m0; m != 0 {
+		t.Errorf("a Save after Update: %d encodings, want 0", m)
+	}
+
+	// Not plain: encoded to be compared, as before; still no write.
+	var lm atomic.Int64
+	lenv := newTestEnv[withList](t, Config{Codec: countingCodec{codec.Msgpack{}, &lm}})
+	lw := newHeaderWriter()
+	ls, _ := lenv.mgr.Load(lw, httptestRequest(""))
+	ls.Data.Items = []string{"a"}
+	if err := lenv.mgr.Save(lw, httptestRequest(""), ls); err != nil {
+		t.Fatal(err)
+	}
+	lcookie := cookieHeader(lw.Result().Cookies()[0])
+	lw, lr := newHeaderWriter(), httptestRequest(lcookie)
+	ls, _ = lenv.mgr.Load(lw, lr)
+	m0, w0 = lm.Load(), lenv.store.writes.Load()
+	ls.Data.Items[0] = "b" // changed in place: only an encoding sees it
+	if err := lenv.mgr.Save(lw, lr, ls); err != nil {
+		t.Fatal(err)
+	}
+	if m, wr := lm.Load()-m0, lenv.store.writes.Load()-w0; m != 1 || wr != 1 {
+		t.Errorf("a slice changed in place: %d encodings, %d writes; want 1 and 1", m, wr)
+	}
+}
