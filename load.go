@@ -114,9 +114,9 @@ type fetched struct {
 }
 
 // sealer returns the keys of f's token, from c.
-func (f *fetched) sealer(c *sealCache) *sealer {
+func (f *fetched) sealer(c *tokenCache[*sealer]) *sealer {
 	if f.seal == nil && f.token != "" {
-		f.seal = c.get(f.token)
+		f.seal = c.get(f.token, newSealer)
 	}
 	return f.seal
 }
@@ -128,7 +128,7 @@ func (f *fetched) sealer(c *sealCache) *sealer {
 // token rotated within the grace window leads, opened with the token's
 // key, to the session it moved to; one that does not open is no session.
 func (m *Manager[T]) fetch(ctx context.Context, token string, now time.Time) (fetched, error) {
-	f := fetched{key: storeKey(token), token: token}
+	f := fetched{key: m.keys.get(token, storeKey), token: token}
 	var err error
 	if m.cfg.Bind == nil {
 		ifBefore, expires := m.touchThreshold(now), now.Add(m.cfg.IdleTimeout)

@@ -67,7 +67,7 @@ func (m *Manager[T]) takeTurn(r *http.Request) (done func()) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), m.cfg.TurnWait)
 	defer cancel()
-	key := storeKey(cands[0].token)
+	key := m.keys.get(cands[0].token, storeKey)
 	l, err := m.turns.lock(ctx, key)
 	if err != nil {
 		m.cfg.Logger.WarnContext(r.Context(), "sessions: no turn within TurnWait; going on without it", "wait", m.cfg.TurnWait)

@@ -43,7 +43,7 @@ func (m *Manager[T]) current(ctx context.Context, s *Session[T]) (position, back
 		}
 		p = position{key: key, token: token}
 		if token != "" {
-			p.seal = m.seals.get(token)
+			p.seal = m.seals.get(token, newSealer)
 		}
 	}
 	return p, backend.Entry{}, backend.ErrNotFound
@@ -79,7 +79,7 @@ func (m *Manager[T]) followRotation(ctx context.Context, s *Session[T]) bool {
 	if err != nil || token == "" {
 		return false
 	}
-	p := position{key: key, token: token, seal: m.seals.get(token)}
+	p := position{key: key, token: token, seal: m.seals.get(token, newSealer)}
 	e, err := m.st.Get(ctx, key)
 	if err != nil || e.Version != s.version+1 {
 		return false

@@ -9,8 +9,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash/maphash"
-	"sync/atomic"
 )
 
 // Sealing at rest: what the core stores for a session is split into a
@@ -64,38 +62,6 @@ func newSealer(token string) *sealer {
 		panic("sessions: gcm: " + err.Error())
 	}
 	return &sealer{aead: aead, bindKey: k[32:]}
-}
-
-// sealCacheSize is how many tokens' keys a Manager keeps derived.
-const sealCacheSize = 1024
-
-// sealCache keeps the keys of recently seen tokens, so that a request of an
-// active session skips the key derivation (HKDF and the AES key schedule,
-// a few microseconds and several allocations). It is a fixed array of
-// slots indexed by a hash of the token, each replaced by the last token
-// that fell on it: bounded memory, no lock. The keys it holds are as
-// secret as the tokens of the requests in flight, which the process holds
-// anyway; sealing protects copies of the store, not the process's memory.
-type sealCache struct {
-	slots [sealCacheSize]atomic.Pointer[cachedSealer]
-}
-
-type cachedSealer struct {
-	token string
-	s     *sealer
-}
-
-var sealSeed = maphash.MakeSeed()
-
-// get returns the keys of token, derived once while it stays cached.
-func (c *sealCache) get(token string) *sealer {
-	slot := &c.slots[maphash.String(sealSeed, token)&(sealCacheSize-1)]
-	if e := slot.Load(); e != nil && e.token == token {
-		return e.s
-	}
-	s := newSealer(token)
-	slot.Store(&cachedSealer{token: token, s: s})
-	return s
 }
 
 // seal appends the sealed form of plain to dst: a random nonce, then the

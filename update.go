@@ -178,7 +178,9 @@ func (m *Manager[T]) runBatch(ctx context.Context, w http.ResponseWriter, s *Ses
 		}
 		var applied []*pending
 		for _, p := range batch {
-			makeMaps(reflect.ValueOf(&s.Data).Elem()) // d.Counts[k]++ on a nil map must not panic
+			if m.unstable { // T may hold maps (otherwise there is nothing to make)
+				makeMaps(reflect.ValueOf(&s.Data).Elem()) // d.Counts[k]++ on a nil map must not panic
+			}
 			if err := p.change.(func(*T) error)(&s.Data); err != nil {
 				p.err = err
 				if start == nil {
@@ -191,7 +193,9 @@ func (m *Manager[T]) runBatch(ctx context.Context, w http.ResponseWriter, s *Ses
 				_ = m.cfg.Codec.Unmarshal(start, &back)
 				s.Data = back
 				for _, q := range applied {
-					makeMaps(reflect.ValueOf(&s.Data).Elem())
+					if m.unstable {
+						makeMaps(reflect.ValueOf(&s.Data).Elem())
+					}
 					_ = q.change.(func(*T) error)(&s.Data)
 				}
 				continue

@@ -198,7 +198,7 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 		token = newToken()
 		key, issued, seal = storeKey(token), now, nil
 		if m.cfg.Bind != nil {
-			seal = m.seals.get(token)
+			seal = m.seals.get(token, newSealer)
 			bind = seal.bind(s.bindIn) // bound under the new token's key
 		}
 	}
@@ -210,7 +210,7 @@ func (m *Manager[T]) tryWrite(ctx context.Context, w http.ResponseWriter, s *Ses
 			if !newTok {
 				seal = m.sealerOf(s)
 			} else {
-				seal = m.seals.get(token)
+				seal = m.seals.get(token, newSealer)
 			}
 		}
 		return seal
@@ -447,7 +447,7 @@ func (m *Manager[T]) envelope(s *Session[T], created, absolute, issued time.Time
 // sealerOf returns the keys of the token of s's key, deriving them once.
 func (m *Manager[T]) sealerOf(s *Session[T]) *sealer {
 	if s.seal == nil {
-		s.seal = m.seals.get(s.keyToken)
+		s.seal = m.seals.get(s.keyToken, newSealer)
 	}
 	return s.seal
 }

@@ -1,0 +1,70 @@
+package sessions
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestTokenCache: a token's value is derived once while it stays cached;
+// another token falling on its slot replaces it, and neither is ever given
+// the other's value.
+func TestTokenCache(t *testing.T) {
+	var c tokenCache[string]
+	derived := map[string]int{}
+	derive := func(tok string) string { derived[tok]++; return "key of " + tok }
+	a := newToken()
+	for range 3 {
+		if got := c.get(a, derive); got != "key of "+a {
+			t.Fatalf("get(a) = %q", got)
+		}
+	}
+	if derived[a] != 1 {
+		t.Errorf("a derived %d times, want 1", derived[a])
+	}
+	// b: another token on a's slot.
+	var b string
+	for i := 0; b == ""; i++ {
+		if tok := newToken(); tokenSlot(tok) == tokenSlot(a) {
+			b = tok
+		}
+		if i > 1_000_000 {
+			t.Fatal("no token on a's slot")
+		}
+	}
+	if got := c.get(b, derive); got != "key of "+b {
+		t.Fatalf("get(b) = %q", got)
+	}
+	if got := c.get(a, derive); got != "key of "+a || derived[a] != 2 {
+		t.Errorf("get(a) after b took its slot = %q, derived %d times; want a's key, derived again", got, derived[a])
+	}
+	// The store keys of a Manager come from its cache and are storeKey's.
+	m, err := New[visitV1](Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for i := range 2000 {
+		tok := newToken()
+		if got := m.keys.get(tok, storeKey); got != storeKey(tok) {
+			t.Fatalf("token %d: key %q, want %q", i, got, storeKey(tok))
+		}
+	}
+}
+
+func TestSameSecret(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"", "", true},
+		{"abc", "abc", true},
+		{"abc", "abd", false},
+		{"abc", "ab", false},
+		{"xbc", "abc", false},
+		{fmt.Sprint(1 << 40), fmt.Sprint(1 << 40), true},
+	} {
+		if got := sameSecret(tc.a, tc.b); got != tc.want {
+			t.Errorf("sameSecret(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
