@@ -207,7 +207,7 @@ func (m *Manager[T]) open(r *http.Request, token string, f fetched, now time.Tim
 			return nil, false
 		}
 	}
-	if err := m.cfg.Codec.Unmarshal(env.data, &s.Data); err != nil {
+	if err := m.decode(f.key, env.data, &s.Data); err != nil {
 		m.cfg.Logger.WarnContext(ctx, "sessions: stored session data does not decode; starting a new one",
 			"session", s.handle.String(), "err", err)
 		return nil, false

@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"bytes"
 	"reflect"
 	"time"
 	"unsafe"
@@ -67,4 +68,30 @@ func (m *Manager[T]) notePlain(s *Session[T], v *T, data []byte) {
 // the value whose encoding s.base.data is: then it needs no write.
 func (m *Manager[T]) plainUnchanged(s *Session[T]) bool {
 	return m.plain && sameSlice(s.plainOf, s.base.data) && sameBytes(&s.Data, &s.plainVal)
+}
+
+// decodedData is a plain T and its encoding, as last loaded or saved.
+type decodedData[T any] struct {
+	data []byte
+	v    T
+}
+
+// decode decodes data, the stored encoding of the session at key, into
+// *v, a zero T. For a plain T, when data is the encoding last decoded or
+// saved at key, it copies the value kept with it instead (a plain value's
+// copy shares nothing), and keeps what it decodes: a session loaded again
+// and again, or loaded after this process saved it, is not decoded again.
+func (m *Manager[T]) decode(key string, data []byte, v *T) error {
+	if !m.plain {
+		return m.cfg.Codec.Unmarshal(data, v)
+	}
+	if e, ok := m.decoded.lookup(key); ok && bytes.Equal(e.data, data) {
+		*v = e.v
+		return nil
+	}
+	if err := m.cfg.Codec.Unmarshal(data, v); err != nil {
+		return err
+	}
+	m.decoded.put(key, &decodedData[T]{data: data, v: *v})
+	return nil
 }

@@ -46,15 +46,23 @@ func TestPlainType(t *testing.T) {
 	}
 }
 
-// countingCodec counts the encodings of the codec it wraps.
+// countingCodec counts the encodings (and decodings, when unmarshals is
+// set) of the codec it wraps.
 type countingCodec struct {
 	codec.Codec
-	marshals *atomic.Int64
+	marshals, unmarshals *atomic.Int64
 }
 
 func (c countingCodec) Marshal(v any) ([]byte, error) {
 	c.marshals.Add(1)
 	return c.Codec.Marshal(v)
+}
+
+func (c countingCodec) Unmarshal(data []byte, v any) error {
+	if c.unmarshals != nil {
+		c.unmarshals.Add(1)
+	}
+	return c.Codec.Unmarshal(data, v)
 }
 
 // withList is a session type that is not plain (it holds a slice).
@@ -70,7 +78,7 @@ type withList struct {
 // a T that is not plain is encoded as before.
 func TestUnchangedPlainDataIsNotEncoded(t *testing.T) {
 	var marshals atomic.Int64
-	env := newTestEnv[visitV1](t, Config{Codec: countingCodec{codec.Msgpack{}, &marshals}})
+	env := newTestEnv[visitV1](t, Config{Codec: countingCodec{codec.Msgpack{}, &marshals, nil}})
 	cookie := newStoredSession(t, env) // User "ann"
 	step := func(name string, change func(*Session[visitV1]), wantMarshals, wantWrites int64) *Session[visitV1] {
 		t.Helper()
@@ -121,7 +129,7 @@ func TestUnchangedPlainDataIsNotEncoded(t *testing.T) {
 
 	// Not plain: encoded to be compared, as before; still no write.
 	var lm atomic.Int64
-	lenv := newTestEnv[withList](t, Config{Codec: countingCodec{codec.Msgpack{}, &lm}})
+	lenv := newTestEnv[withList](t, Config{Codec: countingCodec{codec.Msgpack{}, &lm, nil}})
 	lw := newHeaderWriter()
 	ls, _ := lenv.mgr.Load(lw, httptestRequest(""))
 	ls.Data.Items = []string{"a"}
@@ -138,5 +146,71 @@ func TestUnchangedPlainDataIsNotEncoded(t *testing.T) {
 	}
 	if m, wr := lm.Load()-m0, lenv.store.writes.Load()-w0; m != 1 || wr != 1 {
 		t.Errorf("a slice changed in place: %d encodings, %d writes; want 1 and 1", m, wr)
+	}
+}
+
+// TestPlainDataIsDecodedOnce: a plain session loaded again, or loaded after
+// this Manager saved it, is not decoded again; bytes that changed in the
+// store (another process's write) are; a T that is not plain is decoded at
+// every load.
+func TestPlainDataIsDecodedOnce(t *testing.T) {
+	var marshals, unmarshals atomic.Int64
+	env := newTestEnv[visitV1](t, Config{Codec: countingCodec{codec.Msgpack{}, &marshals, &unmarshals}})
+	cookie := newStoredSession(t, env) // User "ann", saved by this Manager
+	// Another Manager on the same store: another process.
+	other := newTestEnv[visitV1](t, Config{Store: env.store, Now: env.clock.Now})
+	load := func(m *Manager[visitV1]) *Session[visitV1] {
+		t.Helper()
+		s, err := m.Load(newHeaderWriter(), httptestRequest(cookie))
+		if err != nil || s.IsNew() {
+			t.Fatalf("Load: %v (new: %v)", err, s.IsNew())
+		}
+		return s
+	}
+	for _, step := range []struct {
+		name  string
+		do    func() *Session[visitV1]
+		count int
+		want  int64 // decodings
+	}{
+		{"loaded after its save", func() *Session[visitV1] { return load(env.mgr) }, 0, 0},
+		{"loaded again", func() *Session[visitV1] { return load(env.mgr) }, 0, 0},
+		{"changed by another process", func() *Session[visitV1] {
+			s := load(other.mgr)
+			s.Data.Count = 3
+			if err := other.mgr.Save(newHeaderWriter(), httptestRequest(cookie), s); err != nil {
+				t.Fatal(err)
+			}
+			return load(env.mgr)
+		}, 3, 1},
+		{"loaded again after that", func() *Session[visitV1] { return load(env.mgr) }, 3, 0},
+	} {
+		u0 := unmarshals.Load()
+		s := step.do()
+		if s.Data.Count != step.count || s.Data.User != "ann" {
+			t.Errorf("%s: data %+v, want Count %d, User ann", step.name, s.Data, step.count)
+		}
+		if u := unmarshals.Load() - u0; u != step.want {
+			t.Errorf("%s: %d decodings, want %d", step.name, u, step.want)
+		}
+	}
+
+	var lu atomic.Int64
+	lenv := newTestEnv[withList](t, Config{Codec: countingCodec{codec.Msgpack{}, new(atomic.Int64), &lu}})
+	lw := newHeaderWriter()
+	ls, _ := lenv.mgr.Load(lw, httptestRequest(""))
+	ls.Data.Items = []string{"a"}
+	if err := lenv.mgr.Save(lw, httptestRequest(""), ls); err != nil {
+		t.Fatal(err)
+	}
+	lcookie := cookieHeader(lw.Result().Cookies()[0])
+	u0 := lu.Load()
+	for range 2 {
+		if s, _ := lenv.mgr.Load(newHeaderWriter(), httptestRequest(lcookie)); len(s.Data.Items) != 1 {
+			t.Fatalf("loaded %+v", s.Data)
+		}
+	}
+	if u := lu.Load() - u0; u != 2 {
+		t.Errorf("two loads of a session that is not plain: %d decodings, want 2", u)
 	}
 }

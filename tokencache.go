@@ -5,18 +5,20 @@ import (
 	"sync/atomic"
 )
 
-// tokenCacheSize is how many tokens a tokenCache keeps a value for.
+// tokenCacheSize is how many strings a tokenCache keeps a value for.
 const tokenCacheSize = 1024
 
-// tokenCache keeps a value derived from each recently seen token (its store
-// key, its sealing keys), so that a request of an active session skips the
-// derivation (SHA-256 for the key; HKDF and the AES key schedule for the
-// sealing keys, a few microseconds and several allocations). It is a fixed
-// array of slots indexed by a keyed hash of the token, each replaced by the
-// last token that fell on it: bounded memory, no lock. A slot's token is
-// compared in constant time, so that a request's timing tells nothing of a
-// cached token. What it holds is as secret as the tokens of the requests in
-// flight, which the process holds anyway.
+// tokenCache keeps a value for each recently seen token or store key: a
+// token's store key and sealing keys, so that a request of an active
+// session skips their derivation (SHA-256 for the key; HKDF and the AES key
+// schedule for the sealing keys, a few microseconds and several
+// allocations), and a store key's last decoded data (see Manager.decode).
+// It is a fixed array of slots indexed by a keyed hash of the string, each
+// replaced by the last string that fell on it: bounded memory, no lock. A
+// slot's string is compared in constant time, so that a request's timing
+// tells nothing of a cached token. What it holds is as secret as the
+// tokens and data of the requests in flight, which the process holds
+// anyway.
 type tokenCache[V any] struct {
 	slots [tokenCacheSize]atomic.Pointer[tokenCached[V]]
 }
@@ -30,13 +32,26 @@ var tokenSeed = maphash.MakeSeed()
 
 // get returns derive(token), derived once while token stays cached.
 func (c *tokenCache[V]) get(token string, derive func(string) V) V {
-	slot := &c.slots[tokenSlot(token)]
-	if e := slot.Load(); e != nil && sameSecret(e.token, token) {
-		return e.v
+	if v, ok := c.lookup(token); ok {
+		return v
 	}
 	v := derive(token)
-	slot.Store(&tokenCached[V]{token: token, v: v})
+	c.put(token, v)
 	return v
+}
+
+// lookup returns the value cached for token, if there is one.
+func (c *tokenCache[V]) lookup(token string) (V, bool) {
+	if e := c.slots[tokenSlot(token)].Load(); e != nil && sameSecret(e.token, token) {
+		return e.v, true
+	}
+	var zero V
+	return zero, false
+}
+
+// put caches v for token, in place of what its slot held.
+func (c *tokenCache[V]) put(token string, v V) {
+	c.slots[tokenSlot(token)].Store(&tokenCached[V]{token: token, v: v})
 }
 
 // tokenSlot is the slot of token in a tokenCache.
