@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync/atomic"
 )
 
@@ -49,9 +50,12 @@ func (c *tokenCache[V]) lookup(token string) (V, bool) {
 	return zero, false
 }
 
-// put caches v for token, in place of what its slot held.
+// put caches v for token, in place of what its slot held. It keeps a copy
+// of token: a token is often a slice of the request's Cookie header, which
+// must not outlive the request (a client could fill the slots with tokens
+// of megabyte headers).
 func (c *tokenCache[V]) put(token string, v V) {
-	c.slots[tokenSlot(token)].Store(&tokenCached[V]{token: token, v: v})
+	c.slots[tokenSlot(token)].Store(&tokenCached[V]{token: strings.Clone(token), v: v})
 }
 
 // tokenSlot is the slot of token in a tokenCache.

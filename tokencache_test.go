@@ -2,7 +2,9 @@ package sessions
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"unsafe"
 )
 
 // TestTokenCache: a token's value is derived once while it stays cached;
@@ -66,5 +68,24 @@ func TestSameSecret(t *testing.T) {
 		if got := sameSecret(tc.a, tc.b); got != tc.want {
 			t.Errorf("sameSecret(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// TestTokenCacheKeepsNoRequestMemory: a cached token is a copy, not a slice
+// of the request's Cookie header it came from, which would stay in memory
+// with it (up to 1 MB a header, 1,024 slots).
+func TestTokenCacheKeepsNoRequestMemory(t *testing.T) {
+	var c tokenCache[string]
+	tok := newToken()
+	header := "sid=" + tok + "; pad=" + strings.Repeat("x", 64<<10)
+	in := header[4 : 4+len(tok)]
+	c.get(in, storeKey)
+	e := c.slots[tokenSlot(tok)].Load()
+	if e == nil || e.token != tok {
+		t.Fatalf("slot holds %+v", e)
+	}
+	start := uintptr(unsafe.Pointer(unsafe.StringData(header)))
+	if p := uintptr(unsafe.Pointer(unsafe.StringData(e.token))); p >= start && p < start+uintptr(len(header)) {
+		t.Error("the cached token is a slice of the request's header")
 	}
 }
