@@ -218,7 +218,7 @@ func TestLoadSentinelFailover(t *testing.T) {
 			[]app{{"wait=off", nil, true}}},
 	} {
 		t.Run(group.name, func(t *testing.T) {
-			opts := redistest.SentinelOptions{Replicas: group.replicas, Sentinels: 3, PublishPeriod: 200 * time.Millisecond,
+			opts := redistest.SentinelOptions{Replicas: group.replicas, Sentinels: 3, PublishPeriod: time.Second,
 				ServerArgs: append(failoverArgs(), group.args...)}
 			if !redisDefaults() {
 				opts.InfoPeriod = time.Second

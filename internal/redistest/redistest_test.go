@@ -527,7 +527,7 @@ func TestSentinelGroupFailsOver(t *testing.T) {
 	Long(t)
 	t.Parallel()
 	needBinaries(t)
-	g := StartSentinelWith(t, SentinelOptions{Replicas: 1, Sentinels: 3, InfoPeriod: time.Second, PublishPeriod: 200 * time.Millisecond,
+	g := StartSentinelWith(t, SentinelOptions{Replicas: 1, Sentinels: 3, InfoPeriod: time.Second, PublishPeriod: time.Second,
 		ServerArgs: []string{"--repl-diskless-sync-delay", "0"}})
 	if n, m := len(g.Servers()), len(g.Addrs()); n != 2 || m != 3 {
 		t.Fatalf("%d servers and %d sentinels, want 2 and 3", n, m)

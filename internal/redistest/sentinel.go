@@ -54,7 +54,14 @@ type SentinelOptions struct {
 	// PublishPeriod, when set, is how often each sentinel says hello to
 	// the others through the primary (SENTINEL DEBUG publish-period;
 	// default 2 s): a shorter one makes the sentinels find each other
-	// sooner, so the group is ready sooner. Needs Redis 7.
+	// sooner, so the group is ready sooner. Needs Redis 7. At least
+	// minPublishPeriod: a sentinel that sees a replica report itself a
+	// primary turns it back into a replica after 4 publish periods unless
+	// it has heard of a failover meanwhile (sentinel.c), and the failover's
+	// leader sees the promotion only at its next INFO of the replica (every
+	// second) before it tells the others; with 200 ms (800 ms to wait) a
+	// CI run saw a sentinel undo a failover that way, then the group fail
+	// over back to the old primary, which took writes for 11 s.
 	PublishPeriod time.Duration
 
 	// ServerArgs are added to the command line of the primary and of every
@@ -63,6 +70,12 @@ type SentinelOptions struct {
 	// 5 s).
 	ServerArgs []string
 }
+
+// minPublishPeriod is the shortest SentinelOptions.PublishPeriod: 4 of
+// them (how long a sentinel waits before it undoes what looks like a stray
+// promotion) must outlast a failover leader's next INFO of the promoted
+// replica (1 s) and its announcement, with room for a loaded machine.
+const minPublishPeriod = time.Second
 
 // Sentinel is a Redis primary, its replicas and the sentinels that watch
 // them, all private to a test and stopped at cleanup. Which server is the
@@ -126,6 +139,9 @@ func StartSentinelWith(t testing.TB, opts SentinelOptions) *Sentinel {
 				SentinelMaster, opts.DownAfter.Milliseconds(), SentinelMaster)
 		}
 		s.sentinels = append(s.sentinels, startSentinelProcess(t, bin, dir, out, body))
+	}
+	if opts.PublishPeriod > 0 && opts.PublishPeriod < minPublishPeriod {
+		t.Fatalf("redistest: PublishPeriod %v is below %v: sentinels could undo a failover (see SentinelOptions)", opts.PublishPeriod, minPublishPeriod)
 	}
 	var debug []any
 	if opts.InfoPeriod > 0 {
