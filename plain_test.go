@@ -71,6 +71,21 @@ type withList struct {
 	Items []string
 }
 
+// storedWithList stores a session of withList (not plain) through a
+// Manager whose codec counts into marshals and unmarshals, and returns the
+// Manager's test env and the session's cookie.
+func storedWithList(t *testing.T, marshals, unmarshals *atomic.Int64) (*testEnv[withList], string) {
+	t.Helper()
+	env := newTestEnv[withList](t, Config{Codec: countingCodec{codec.Msgpack{}, marshals, unmarshals}})
+	w := newHeaderWriter()
+	s, _ := env.mgr.Load(w, httptestRequest(""))
+	s.Data.Items = []string{"a"}
+	if err := env.mgr.Save(w, httptestRequest(""), s); err != nil {
+		t.Fatal(err)
+	}
+	return env, cookieHeader(w.Result().Cookies()[0])
+}
+
 // TestUnchangedPlainDataIsNotEncoded: for a plain T, a save of a session
 // whose data is byte for byte what it loaded or last saved neither writes
 // nor encodes; any change is still seen (a value changed and changed back
@@ -129,16 +144,9 @@ func TestUnchangedPlainDataIsNotEncoded(t *testing.T) {
 
 	// Not plain: encoded to be compared, as before; still no write.
 	var lm atomic.Int64
-	lenv := newTestEnv[withList](t, Config{Codec: countingCodec{codec.Msgpack{}, &lm, nil}})
-	lw := newHeaderWriter()
-	ls, _ := lenv.mgr.Load(lw, httptestRequest(""))
-	ls.Data.Items = []string{"a"}
-	if err := lenv.mgr.Save(lw, httptestRequest(""), ls); err != nil {
-		t.Fatal(err)
-	}
-	lcookie := cookieHeader(lw.Result().Cookies()[0])
+	lenv, lcookie := storedWithList(t, &lm, nil)
 	lw, lr := newHeaderWriter(), httptestRequest(lcookie)
-	ls, _ = lenv.mgr.Load(lw, lr)
+	ls, _ := lenv.mgr.Load(lw, lr)
 	m0, w0 = lm.Load(), lenv.store.writes.Load()
 	ls.Data.Items[0] = "b" // changed in place: only an encoding sees it
 	if err := lenv.mgr.Save(lw, lr, ls); err != nil {
@@ -196,14 +204,7 @@ func TestPlainDataIsDecodedOnce(t *testing.T) {
 	}
 
 	var lu atomic.Int64
-	lenv := newTestEnv[withList](t, Config{Codec: countingCodec{codec.Msgpack{}, new(atomic.Int64), &lu}})
-	lw := newHeaderWriter()
-	ls, _ := lenv.mgr.Load(lw, httptestRequest(""))
-	ls.Data.Items = []string{"a"}
-	if err := lenv.mgr.Save(lw, httptestRequest(""), ls); err != nil {
-		t.Fatal(err)
-	}
-	lcookie := cookieHeader(lw.Result().Cookies()[0])
+	lenv, lcookie := storedWithList(t, new(atomic.Int64), &lu)
 	u0 := lu.Load()
 	for range 2 {
 		if s, _ := lenv.mgr.Load(newHeaderWriter(), httptestRequest(lcookie)); len(s.Data.Items) != 1 {
@@ -212,5 +213,53 @@ func TestPlainDataIsDecodedOnce(t *testing.T) {
 	}
 	if u := lu.Load() - u0; u != 2 {
 		t.Errorf("two loads of a session that is not plain: %d decodings, want 2", u)
+	}
+}
+
+// TestOlderPlainFormIsRewrittenAtItsNextChange: a session stored by an
+// older version of a plain T (here with a field since removed) is not
+// rewritten by reads, which find the data unchanged without encoding it;
+// its next change stores it in the new form.
+func TestOlderPlainFormIsRewrittenAtItsNextChange(t *testing.T) {
+	type visitV0 struct {
+		User, Gone string
+		Count      int
+	}
+	v0 := newTestEnv[visitV0](t, Config{})
+	v1 := newTestEnv[visitV1](t, Config{Store: v0.store, Now: v0.clock.Now})
+	w := newHeaderWriter()
+	s0, _ := v0.mgr.Load(w, httptestRequest(""))
+	s0.Data = visitV0{User: "ann", Gone: "old field", Count: 1}
+	if err := v0.mgr.Save(w, httptestRequest(""), s0); err != nil {
+		t.Fatal(err)
+	}
+	cookie := cookieHeader(w.Result().Cookies()[0])
+	// oldForm reports whether the stored data still holds the removed
+	// field, as the old version of T reads it.
+	oldForm := func() bool {
+		t.Helper()
+		s, _ := v0.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+		return s.Data.Gone == "old field"
+	}
+	for range 2 { // reads: no write, the old form stays
+		w0 := v0.store.writes.Load()
+		s, _ := v1.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+		if err := v1.mgr.Save(newHeaderWriter(), httptestRequest(cookie), s); err != nil {
+			t.Fatal(err)
+		}
+		if w := v0.store.writes.Load() - w0; w != 0 || !oldForm() {
+			t.Fatalf("a read of the old form: %d writes, stored form still old: %v; want 0 and true", w, oldForm())
+		}
+	}
+	s, _ := v1.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+	s.Data.Count++
+	if err := v1.mgr.Save(newHeaderWriter(), httptestRequest(cookie), s); err != nil {
+		t.Fatal(err)
+	}
+	if oldForm() {
+		t.Error("after a change the session is still stored in the old form")
+	}
+	if got, _ := v1.mgr.Load(newHeaderWriter(), httptestRequest(cookie)); got.Data.Count != 2 || got.Data.User != "ann" {
+		t.Errorf("stored %+v, want Count 2, User ann", got.Data)
 	}
 }
