@@ -80,6 +80,9 @@ func (s *Store) Cleanup(ctx context.Context) (int64, error) {
 				if err != nil {
 					return total, wrap("cleanup", err)
 				}
+				if i+s.batch >= dead.len() && dead.len() < s.chunk {
+					break // the pass's last batch: nothing to leave room for
+				}
 				// Leave the server as much time for requests as the batch
 				// took: the cleanup uses at most half of its connection's
 				// time, and its purge and redo writes do not queue up.
