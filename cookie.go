@@ -172,17 +172,17 @@ type candidate struct {
 
 // candidates returns the distinct well-formed tokens among the request's
 // cookies named c.Name, then c.legacy, in the order the request lists them,
-// at most maxCandidates. Cookies of those names with malformed values
-// (tampered, truncated, oversized, non-ASCII) are skipped without a store
-// access.
-func (c *CookieConfig) candidates(r *http.Request) []candidate {
-	var out []candidate
-	for _, name := range []string{c.Name, c.legacy} {
+// at most maxCandidates, appended to out. Cookies of those names with
+// malformed values (tampered, truncated, oversized, non-ASCII) are skipped
+// without a store access.
+func (c *CookieConfig) candidates(r *http.Request, out []candidate) []candidate {
+	n := len(out)
+	for _, name := range [2]string{c.Name, c.legacy} {
 		if name == "" {
 			continue
 		}
 		for _, line := range r.Header["Cookie"] {
-			for len(line) > 0 && len(out) < maxCandidates {
+			for len(line) > 0 && len(out)-n < maxCandidates {
 				var part string
 				part, line, _ = strings.Cut(line, ";")
 				part = strings.TrimLeft(part, " \t")
@@ -194,7 +194,7 @@ func (c *CookieConfig) candidates(r *http.Request) []candidate {
 				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
 					v = v[1 : len(v)-1]
 				}
-				if validToken(v) && !slices.ContainsFunc(out, func(c candidate) bool { return c.token == v }) {
+				if validToken(v) && !slices.ContainsFunc(out[n:], func(c candidate) bool { return c.token == v }) {
 					out = append(out, candidate{token: v, legacy: name == c.legacy})
 				}
 			}

@@ -275,7 +275,7 @@ func (c *countingStore) Owned(ctx context.Context, owner string) ([]string, erro
 // name, as Load tries them first.
 func readToken(r *http.Request, name string) (string, bool) {
 	c := CookieConfig{Name: name}
-	cands := c.candidates(r)
+	cands := c.candidates(r, nil)
 	if len(cands) == 0 {
 		return "", false
 	}

@@ -46,7 +46,8 @@ func (m *Manager[T]) newSession(r *http.Request) *Session[T] {
 // data), and refresh it (slide the idle deadline when due, rotate the token
 // when due, send the token).
 func (m *Manager[T]) Load(w http.ResponseWriter, r *http.Request) (*Session[T], error) {
-	cands, viaHeader := m.tokens(r)
+	var buf [maxCandidates]candidate
+	cands, viaHeader := m.tokens(r, buf[:])
 	if len(cands) == 0 {
 		if !viaHeader && m.cfg.Cookie.hasLegacy(r) {
 			m.cfg.Cookie.deleteLegacy(w, m.cfg.Now())

@@ -60,7 +60,7 @@ type Manager[T any] struct {
 	merge    *mergeSpec                  // T's merge units (see merge.go); nil when T is no struct
 	seals    tokenCache[*sealer]         // the sealing keys of recently seen tokens
 	keys     tokenCache[string]          // the store keys of recently seen tokens
-	decoded  tokenCache[*decodedData[T]] // plain data last decoded or saved, by store key (plain.go)
+	decoded  tokenCache[decodedData[T]] // plain data last decoded or saved, by store key (plain.go)
 
 	stopExpiry func() // unregisters from the store's expiry notices, or nil
 }

@@ -39,11 +39,12 @@ func (m *Manager[T]) Handler(next http.Handler) http.Handler {
 			m.cfg.ErrorHandler(w, r, err)
 			return
 		}
-		rc := &requestCommit[T]{m: m, s: s, r: r, w: w, token: s.token}
+		st := &handlerState[T]{rc: requestCommit[T]{m: m, s: s, r: r, w: w, token: s.token}} // one allocation for both
+		rc, cw := &st.rc, &st.cw
 		if h := w.Header(); len(h) > 0 {
 			rc.header = h.Clone() // what outer middleware and Load set
 		}
-		cw := &commitWriter{rw: w, c: rc}
+		*cw = commitWriter{rw: w, c: rc}
 		r = r.WithContext(context.WithValue(r.Context(), m.ctxKey, s))
 		rc.r = r
 		next.ServeHTTP(cw, r)
@@ -61,7 +62,8 @@ func (m *Manager[T]) Handler(next http.Handler) http.Handler {
 // the function that ends r's turn. A request without a session cookie has
 // no line to wait in; one whose wait ends without its turn goes on.
 func (m *Manager[T]) takeTurn(r *http.Request) (done func()) {
-	cands, _ := m.tokens(r)
+	var buf [maxCandidates]candidate
+	cands, _ := m.tokens(r, buf[:])
 	if len(cands) == 0 {
 		return func() {}
 	}
@@ -74,6 +76,13 @@ func (m *Manager[T]) takeTurn(r *http.Request) (done func()) {
 		return func() {}
 	}
 	return func() { m.turns.unlock(key, l) }
+}
+
+// handlerState is what Handler keeps for one request: its commit and the
+// ResponseWriter that runs it.
+type handlerState[T any] struct {
+	rc requestCommit[T]
+	cw commitWriter
 }
 
 // requestCommit is the middleware's commit of one request's session.

@@ -92,6 +92,6 @@ func (m *Manager[T]) decode(key string, data []byte, v *T) error {
 	if err := m.cfg.Codec.Unmarshal(data, v); err != nil {
 		return err
 	}
-	m.decoded.put(key, &decodedData[T]{data: data, v: *v})
+	m.decoded.put(key, decodedData[T]{data: data, v: *v})
 	return nil
 }

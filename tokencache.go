@@ -53,9 +53,17 @@ func (c *tokenCache[V]) lookup(token string) (V, bool) {
 // put caches v for token, in place of what its slot held. It keeps a copy
 // of token: a token is often a slice of the request's Cookie header, which
 // must not outlive the request (a client could fill the slots with tokens
-// of megabyte headers).
+// of megabyte headers); when the slot holds token already, its copy is
+// kept.
 func (c *tokenCache[V]) put(token string, v V) {
-	c.slots[tokenSlot(token)].Store(&tokenCached[V]{token: strings.Clone(token), v: v})
+	slot := &c.slots[tokenSlot(token)]
+	var kept string
+	if e := slot.Load(); e != nil && sameSecret(e.token, token) {
+		kept = e.token
+	} else {
+		kept = strings.Clone(token)
+	}
+	slot.Store(&tokenCached[V]{token: kept, v: v})
 }
 
 // tokenSlot is the slot of token in a tokenCache.

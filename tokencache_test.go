@@ -84,8 +84,23 @@ func TestTokenCacheKeepsNoRequestMemory(t *testing.T) {
 	if e == nil || e.token != tok {
 		t.Fatalf("slot holds %+v", e)
 	}
-	start := uintptr(unsafe.Pointer(unsafe.StringData(header)))
-	if p := uintptr(unsafe.Pointer(unsafe.StringData(e.token))); p >= start && p < start+uintptr(len(header)) {
+	inHeader := func(s, header string) bool {
+		start := uintptr(unsafe.Pointer(unsafe.StringData(header)))
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return p >= start && p < start+uintptr(len(header))
+	}
+	if inHeader(e.token, header) {
 		t.Error("the cached token is a slice of the request's header")
+	}
+	// Put again, from another request's header: the copy kept before is
+	// kept, and is still no slice of either header.
+	header2 := "sid=" + tok + "; pad=" + strings.Repeat("y", 64<<10)
+	c.put(header2[4:4+len(tok)], "v2")
+	e2 := c.slots[tokenSlot(tok)].Load()
+	if e2.token != tok || e2.v != "v2" || inHeader(e2.token, header) || inHeader(e2.token, header2) {
+		t.Fatalf("slot holds %+v after a second put", e2)
+	}
+	if unsafe.StringData(e2.token) != unsafe.StringData(e.token) {
+		t.Error("a second put of a cached token copied it again")
 	}
 }

@@ -111,20 +111,23 @@ func (m *Manager[T]) sendEnd(w http.ResponseWriter, viaHeader bool) {
 	m.cfg.Cookie.writeCookie(w, "", time.Time{}, m.cfg.Now())
 }
 
-// tokens returns the tokens r brings, in the order Load tries them, and
-// whether they came in a header (see HeaderConfig for the precedence).
-func (m *Manager[T]) tokens(r *http.Request) (cands []candidate, viaHeader bool) {
+// tokens returns the tokens r brings, in the order Load tries them,
+// appended to buf[:0] (a caller's array of maxCandidates spares an
+// allocation), and whether they came in a header (see HeaderConfig for the
+// precedence).
+func (m *Manager[T]) tokens(r *http.Request, buf []candidate) (cands []candidate, viaHeader bool) {
+	cands = buf[:0]
 	if m.cfg.Header.enabled() {
 		token, brought, _ := m.cfg.Header.fromHeader(r)
 		if brought {
 			if token != "" {
-				cands = []candidate{{token: token}}
+				cands = append(cands, candidate{token: token})
 			}
 			return cands, true
 		}
 		if m.cfg.Header.Only {
-			return nil, true
+			return cands, true
 		}
 	}
-	return m.cfg.Cookie.candidates(r), false
+	return m.cfg.Cookie.candidates(r, cands), false
 }

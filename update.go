@@ -111,25 +111,25 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 	ctx := r.Context()
 	// A session with a pending owner, binding or CSRF secret is not
 	// batched into another request's write (which would not carry them).
-	own := &pending{change: change, sess: s, done: make(chan struct{}), solo: s.metaChanged()}
+	own := &pending{change: change, sess: s, solo: s.metaChanged()}
 	if s.isNew {
-		m.runBatch(ctx, w, s, []*pending{own})
+		own.one[0] = own
+		m.runBatch(ctx, w, s, own.one[:])
 		return own.err
 	}
 	expires := s.expires
 	key := s.key
-	l, holder, err := m.updating.join(ctx, key, own)
+	l, batch, err := m.updating.join(ctx, key, own)
 	if err != nil {
 		m.revert(s)
 		return fmt.Errorf("sessions: update session %s: %w", s.Handle(), err)
 	}
-	if !holder {
+	if l == nil {
 		// The Update before this one applied this change with its own,
 		// in one write: take over the state it stored.
 		return m.afterBatch(w, s, own, expires)
 	}
 	defer m.updating.unlock(key, l)
-	batch := m.updating.take(l, own)
 	if batch == nil {
 		<-own.done // applied by the holder before, which has delivered it
 		return m.afterBatch(w, s, own, expires)
@@ -160,9 +160,13 @@ type pending struct {
 	change any // func(*T) error
 	sess   any // *Session[T]: the request's session, updated when done
 	err    error
-	done   chan struct{} // closed when err and sess are final
-	taken  bool          // a holder took it from the queue (guarded by keyLocks.mu)
-	solo   bool          // only its own request may apply it
+	// done is closed when err and sess are final; it is made when the
+	// Update has to wait (an Update that finds the session's turn free
+	// runs its change itself and never waits).
+	done  chan struct{}
+	taken bool        // a holder took it from the queue (guarded by keyLocks.mu)
+	solo  bool        // only its own request may apply it
+	one   [1]*pending // the batch of an Update applied alone
 }
 
 // runBatch applies the changes of batch in order to s.Data, the latest
@@ -172,35 +176,55 @@ type pending struct {
 // others' errs are the write's outcome. s is the holder's session.
 func (m *Manager[T]) runBatch(ctx context.Context, w http.ResponseWriter, s *Session[T], batch []*pending) {
 	for attempt := 1; ; attempt++ {
-		var start []byte // the state before the batch, to undo a failed change
+		// The state before the batch, to undo a change that fails: for a
+		// plain T a copy, for others its encoding.
+		var startVal T
+		var start []byte
 		if len(batch) > 1 {
-			start, _ = m.cfg.Codec.Marshal(&s.Data)
+			if m.plain {
+				startVal = s.Data
+			} else {
+				start, _ = m.cfg.Codec.Marshal(&s.Data)
+			}
 		}
-		var applied []*pending
-		for _, p := range batch {
+		applied, failed := batch, false // the changes that worked: all of batch until one fails
+		for i, p := range batch {
 			if m.unstable { // T may hold maps (otherwise there is nothing to make)
 				makeMaps(reflect.ValueOf(&s.Data).Elem()) // d.Counts[k]++ on a nil map must not panic
 			}
-			if err := p.change.(func(*T) error)(&s.Data); err != nil {
-				p.err = err
-				if start == nil {
-					m.revert(s)
-					continue
-				}
-				// Undo it alone: start again and apply the changes that
-				// worked (change functions may run more than once).
-				var back T
-				_ = m.cfg.Codec.Unmarshal(start, &back)
-				s.Data = back
-				for _, q := range applied {
-					if m.unstable {
-						makeMaps(reflect.ValueOf(&s.Data).Elem())
-					}
-					_ = q.change.(func(*T) error)(&s.Data)
+			err := p.change.(func(*T) error)(&s.Data)
+			if err == nil {
+				if failed {
+					applied = append(applied, p)
 				}
 				continue
 			}
-			applied = append(applied, p)
+			p.err = err
+			if !failed {
+				applied, failed = slices.Clone(batch[:i]), true
+			}
+			if len(batch) == 1 {
+				m.revert(s)
+				continue
+			}
+			// Undo it alone: start again and apply the changes that
+			// worked (change functions may run more than once).
+			switch {
+			case m.plain:
+				s.Data = startVal
+			case start != nil:
+				var back T
+				_ = m.cfg.Codec.Unmarshal(start, &back)
+				s.Data = back
+			default: // the start did not encode: the stored state will do
+				m.revert(s)
+			}
+			for _, q := range applied {
+				if m.unstable {
+					makeMaps(reflect.ValueOf(&s.Data).Elem())
+				}
+				_ = q.change.(func(*T) error)(&s.Data)
+			}
 		}
 		if len(applied) == 0 {
 			return
@@ -324,14 +348,20 @@ func (m *Manager[T]) reload(ctx context.Context, w http.ResponseWriter, s *Sessi
 	return nil
 }
 
-// keyLocks is a set of locks, one per key in use, created on demand and
-// dropped when no goroutine holds or waits for them (then kept in a pool
-// for the next key, with the queue's array).
+// keyLocks is a set of locks, one per key in use, created on demand. A
+// lock no goroutine holds or waits for stays in the set while fewer than
+// maxIdleLocks others do (a hot session's lock is not made again for each
+// request); beyond that it is dropped, into a pool for the next key, with
+// its queue's array.
 type keyLocks struct {
 	mu    sync.Mutex
 	locks map[string]*keyLock
+	idle  int       // locks in the map that no goroutine holds or waits for
 	free  sync.Pool // of *keyLock, unused and empty
 }
+
+// maxIdleLocks bounds how many unused locks a keyLocks keeps.
+const maxIdleLocks = 64
 
 type keyLock struct {
 	ch   chan struct{} // holds a token while locked
@@ -363,7 +393,7 @@ type handoff struct {
 // does).
 func (m *Manager[T]) adopt(s *Session[T], h *handoff) error {
 	var data T
-	if err := m.cfg.Codec.Unmarshal(h.base.data, &data); err != nil {
+	if err := m.decode(h.key, h.base.data, &data); err != nil {
 		return fmt.Errorf("decode the handed-over state: %w", err)
 	}
 	if s.owner == s.base.owner {
@@ -383,38 +413,49 @@ func (m *Manager[T]) adopt(s *Session[T], h *handoff) error {
 }
 
 // acquire returns key's lock with one more reference, creating it when
-// no goroutine holds or waits for it. Called with k.mu held.
+// there is none. Called with k.mu held.
 func (k *keyLocks) acquire(key string) *keyLock {
 	if k.locks == nil {
 		k.locks = make(map[string]*keyLock)
 	}
 	l := k.locks[key]
-	if l == nil {
+	switch {
+	case l == nil:
 		if v := k.free.Get(); v != nil {
 			l = v.(*keyLock)
 		} else {
 			l = &keyLock{ch: make(chan struct{}, 1)}
 		}
 		k.locks[key] = l
+	case l.refs == 0:
+		k.idle--
 	}
 	l.refs++
 	return l
 }
 
-// release drops a reference to key's lock l; the last one removes it and
-// puts it back in the pool. The caller must not use l afterwards.
+// release drops a reference to key's lock l; the last one forgets the
+// state handed over and the queue's pendings, and keeps l in the set or,
+// beyond maxIdleLocks unused ones, puts it back in the pool. The caller
+// must not use l afterwards.
 func (k *keyLocks) release(key string, l *keyLock) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if l.refs--; l.refs > 0 {
 		return
 	}
-	delete(k.locks, key)
-	if cap(l.queue) > 64 {
-		return // after a burst: let the large array go
-	}
 	clear(l.queue[:cap(l.queue)]) // the pendings are done: let them go
-	l.queue, l.last, l.hasLast = l.queue[:0], handoff{}, false
+	l.last, l.hasLast = handoff{}, false
+	if cap(l.queue) > 64 {
+		l.queue = nil // after a burst: let the large array go
+	} else {
+		l.queue = l.queue[:0]
+	}
+	if k.idle < maxIdleLocks {
+		k.idle++
+		return
+	}
+	delete(k.locks, key)
 	k.free.Put(l)
 }
 
@@ -425,40 +466,53 @@ func (k *keyLocks) unlock(key string, l *keyLock) {
 }
 
 // join queues p on key's lock and waits until either it holds the lock
-// (holder: it applies the queue, then calls unlock), or a holder applied p
-// (p.done closed), or ctx ends while p is still queued (then p is
-// withdrawn and nothing of it was applied). A p that a holder took is
-// waited for even past ctx: its outcome is on its way, and it must be
-// reported. l is the lock for a holder, nil otherwise.
-func (k *keyLocks) join(ctx context.Context, key string, p *pending) (l *keyLock, holder bool, err error) {
+// (then l is the lock, for unlock, and batch the Updates it is to apply:
+// see take), or a holder applied p (l is nil; p.done is closed), or ctx
+// ends while p is still queued (then p is withdrawn and nothing of it was
+// applied). A p that a holder took is waited for even past ctx: its
+// outcome is on its way, and it must be reported. An Update that finds the
+// lock free and nobody queued takes it at once, alone, without making
+// p.done.
+func (k *keyLocks) join(ctx context.Context, key string, p *pending) (l *keyLock, batch []*pending, err error) {
 	k.mu.Lock()
 	l = k.acquire(key)
+	if len(l.queue) == 0 {
+		select {
+		case l.ch <- struct{}{}: // free, nobody waiting: hold it, alone
+			p.taken = true
+			k.mu.Unlock()
+			p.one[0] = p
+			return l, p.one[:], nil
+		default:
+		}
+	}
+	p.done = make(chan struct{})
 	l.queue = append(l.queue, p)
 	k.mu.Unlock()
 
 	select {
-	case l.ch <- struct{}{}: // free: no need to wait (nor to make ctx's Done channel)
-		return l, true, nil
+	case l.ch <- struct{}{}: // free meanwhile: no need to wait (nor to make ctx's Done channel)
+		return l, k.take(l, p), nil
 	default:
 	}
 	select {
 	case l.ch <- struct{}{}:
-		return l, true, nil
+		return l, k.take(l, p), nil
 	case <-p.done:
 		k.release(key, l)
-		return nil, false, nil
+		return nil, nil, nil
 	case <-ctx.Done():
 		k.mu.Lock()
 		if !p.taken {
 			l.queue = slices.DeleteFunc(l.queue, func(q *pending) bool { return q == p })
 			k.mu.Unlock()
 			k.release(key, l)
-			return nil, false, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		k.mu.Unlock()
 		<-p.done
 		k.release(key, l)
-		return nil, false, nil
+		return nil, nil, nil
 	}
 }
 
@@ -475,11 +529,12 @@ func (k *keyLocks) take(l *keyLock, self *pending) []*pending {
 		return nil
 	}
 	if len(l.queue) == 1 && l.queue[0] == self {
-		// Alone, the usual case: no batch to build.
+		// Alone: no batch to build.
 		self.taken = true
 		l.queue[0] = nil
 		l.queue = l.queue[:0]
-		return []*pending{self}
+		self.one[0] = self
+		return self.one[:]
 	}
 	var batch []*pending
 	rest := l.queue[:0] // filtered in place: the holder keeps batch, not l.queue

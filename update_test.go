@@ -178,6 +178,8 @@ func TestUpdateOnNewSessionCreatesIt(t *testing.T) {
 	}
 }
 
+// TestKeyLocksReleaseEntries: every holder and waiter gives its reference
+// back, also one whose context ends while it waits.
 func TestKeyLocksReleaseEntries(t *testing.T) {
 	var k keyLocks
 	var wg sync.WaitGroup
@@ -196,8 +198,8 @@ func TestKeyLocksReleaseEntries(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n != 50 || len(k.locks) != 0 {
-		t.Fatalf("n=%d, %d lock entries left, want 50 and 0", n, len(k.locks))
+	if n != 50 || k.waiters("a") != 0 || k.idle != 1 {
+		t.Fatalf("n=%d, %d holders or waiters left, %d idle locks; want 50, 0, 1", n, k.waiters("a"), k.idle)
 	}
 	// A waiter gives up when its context ends.
 	l, _ := k.lock(context.Background(), "a")
@@ -207,8 +209,8 @@ func TestKeyLocksReleaseEntries(t *testing.T) {
 		t.Fatalf("waiting on a held lock past the deadline: %v", err)
 	}
 	k.unlock("a", l)
-	if len(k.locks) != 0 {
-		t.Fatalf("%d lock entries left", len(k.locks))
+	if k.waiters("a") != 0 || k.idle != 1 {
+		t.Fatalf("%d holders or waiters left, %d idle locks; want 0, 1", k.waiters("a"), k.idle)
 	}
 }
 
@@ -267,28 +269,40 @@ func TestContendedUpdateCostsOneWriteOrLess(t *testing.T) {
 }
 
 // TestKeyLocksStartClean: a key's lock, once no one holds or waits for it,
-// may be reused for another key (pooled): it comes back unlocked, with no
-// queue and no handed-over state of the session before.
+// stays for the key's next Update (up to maxIdleLocks of them) or is reused
+// for another key (pooled): either way it comes back unlocked, with no
+// queue and no handed-over state of the session before; and the set keeps
+// no more than maxIdleLocks unused locks.
 func TestKeyLocksStartClean(t *testing.T) {
 	var k keyLocks
-	for i := range 100 {
-		key := fmt.Sprint("key", i)
-		p := &pending{done: make(chan struct{})}
-		l, holder, err := k.join(t.Context(), key, p)
-		if err != nil || !holder {
-			t.Fatalf("join %s: holder %v, %v", key, holder, err)
+	kept := map[string]*keyLock{}
+	for round := range 2 {
+		for i := range 2 * maxIdleLocks {
+			key := fmt.Sprint("key", i)
+			p := &pending{}
+			l, batch, err := k.join(t.Context(), key, p)
+			if err != nil || l == nil {
+				t.Fatalf("join %s: lock %v, %v", key, l, err)
+			}
+			if len(batch) != 1 || batch[0] != p || !p.taken || p.done != nil {
+				t.Fatalf("join %s alone: batch %v, taken %v, done %v", key, batch, p.taken, p.done)
+			}
+			if l.hasLast || l.last.key != "" || len(l.queue) != 0 || l.refs != 1 {
+				t.Fatalf("the lock of %s came with last %v %+v, queue %v, refs %d", key, l.hasLast, l.last, l.queue, l.refs)
+			}
+			if round == 1 && i < maxIdleLocks && kept[key] != l {
+				t.Fatalf("the idle lock of %s was not kept for it", key)
+			}
+			kept[key] = l
+			l.last, l.hasLast = handoff{key: key, version: 7}, true
+			k.unlock(key, l)
+			if k.waiters(key) != 0 {
+				t.Fatalf("%s: %d waiters after unlock", key, k.waiters(key))
+			}
 		}
-		if l.hasLast || l.last.key != "" || len(l.queue) != 1 || l.queue[0] != p || l.refs != 1 {
-			t.Fatalf("the lock of %s came with last %v %+v, queue %v, refs %d", key, l.hasLast, l.last, l.queue, l.refs)
+		if len(k.locks) != maxIdleLocks || k.idle != maxIdleLocks {
+			t.Fatalf("%d lock entries left, %d counted idle; want %d", len(k.locks), k.idle, maxIdleLocks)
 		}
-		if batch := k.take(l, p); len(batch) != 1 || batch[0] != p {
-			t.Fatalf("take: %v", batch)
-		}
-		l.last, l.hasLast = handoff{key: key, version: 7}, true
-		k.unlock(key, l)
-	}
-	if len(k.locks) != 0 {
-		t.Fatalf("%d lock entries left", len(k.locks))
 	}
 }
 

@@ -107,7 +107,7 @@ func (m *Manager[T]) save(ctx context.Context, w http.ResponseWriter, s *Session
 	if m.plain && sameSlice(s.base.data, data) && sameBytes(&s.Data, &v) {
 		// Stored as encoded (not merged into another value): data is v's.
 		m.notePlain(s, &v, data)
-		m.decoded.put(s.key, &decodedData[T]{data: data, v: v})
+		m.decoded.put(s.key, decodedData[T]{data: data, v: v})
 	}
 	return nil
 }
