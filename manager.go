@@ -55,11 +55,11 @@ type Manager[T any] struct {
 	unstable bool   // T may hold maps: equal values may encode differently
 	plain    bool   // T is plain (plain.go): a byte comparison finds it unchanged
 	ctxKey   *contextKey
-	started  time.Time                   // when New made the Manager (see CookieConfig.Name)
-	sealing  bool                        // seal what is stored (see seal.go): the store is not backend.InProcess
-	merge    *mergeSpec                  // T's merge units (see merge.go); nil when T is no struct
-	seals    tokenCache[*sealer]         // the sealing keys of recently seen tokens
-	keys     tokenCache[string]          // the store keys of recently seen tokens
+	started  time.Time                  // when New made the Manager (see CookieConfig.Name)
+	sealing  bool                       // seal what is stored (see seal.go): the store is not backend.InProcess
+	merge    *mergeSpec                 // T's merge units (see merge.go); nil when T is no struct
+	seals    tokenCache[*sealer]        // the sealing keys of recently seen tokens
+	keys     tokenCache[string]         // the store keys of recently seen tokens
 	decoded  tokenCache[decodedData[T]] // plain data last decoded or saved, by store key (plain.go)
 
 	stopExpiry func() // unregisters from the store's expiry notices, or nil

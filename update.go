@@ -146,11 +146,19 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 	}
 	m.runBatch(ctx, w, s, batch)
 	if !s.isNew {
-		// Hand the state this Update leaves to the next one.
-		l.last, l.hasLast = handoff{key: s.key, version: s.version, expires: s.expires, issued: s.issued, base: s.base}, true
+		handOver(l, s)
 	}
 	m.deliver(s, batch, nil)
+	if !s.isNew {
+		m.combine(ctx, l, s)
+	}
 	return own.err
+}
+
+// handOver keeps in l the state s stored, for the next Update of the
+// session in this process (see handoff). Only l's holder calls it.
+func handOver[T any](l *keyLock, s *Session[T]) {
+	l.last, l.hasLast = handoff{key: s.key, version: s.version, expires: s.expires, issued: s.issued, base: s.base}, true
 }
 
 // pending is one Update waiting for its change to be written: by its own
@@ -518,17 +526,18 @@ func (k *keyLocks) join(ctx context.Context, key string, p *pending) (l *keyLock
 
 // take returns, in order, the Updates queued on l that the holder self may
 // apply (itself and every one not solo), marking them taken; solo ones stay
-// queued for their own requests.
+// queued for their own requests. With self nil, it takes what queued
+// behind the holder (see Manager.combine).
 func (k *keyLocks) take(l *keyLock, self *pending) []*pending {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if self.taken {
+	if self != nil && self.taken {
 		// A holder before applied self already (its request got the lock
 		// as that holder let go of it): take nothing, or the Updates taken
 		// here would be applied by nobody.
 		return nil
 	}
-	if len(l.queue) == 1 && l.queue[0] == self {
+	if self != nil && len(l.queue) == 1 && l.queue[0] == self {
 		// Alone: no batch to build.
 		self.taken = true
 		l.queue[0] = nil
