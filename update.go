@@ -95,14 +95,17 @@ const DefaultUpdateAttempts = 64
 // before it stored (handed over in the process, no store read), and while a
 // write of the session is in flight, the Updates that queue behind it are
 // applied together, in order, to the latest state and stored with one write
-// (group commit); each request returns only once the write holding its
-// change landed, and a change function that fails fails only its own
-// request. Retries are left for changes made by other processes. Changes
-// made to s.Data before Update are written with it when the Update runs
-// alone; when it is batched with or follows other Updates of the session,
-// change is applied to the latest state and those earlier changes are not
-// written: make them inside change, or Save them first. (A pending owner,
-// binding or CSRF secret is never batched away: such an Update runs alone.)
+// (group commit), which the request holding the session's turn makes
+// before it lets go of the turn (so its own Update may return up to four
+// writes after its own write landed); each request returns only once the
+// write holding its change landed, and a change function that fails fails
+// only its own request. Retries are left for changes made by other
+// processes. Changes made to s.Data before Update are written with it when
+// the Update runs alone; when it is batched with or follows other Updates
+// of the session, change is applied to the latest state and those earlier
+// changes are not written: make them inside change, or Save them first. (A
+// pending owner, binding or CSRF secret is never batched away: such an
+// Update runs alone.)
 //
 // Without a store that implements backend.Conditional, the version check
 // before each write is not atomic, and conflicts between processes may go
