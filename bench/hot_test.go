@@ -110,6 +110,53 @@ func BenchmarkHotSession(b *testing.B) {
 	}
 }
 
+// BenchmarkHotHandler calls the handlers of BenchmarkHotSession directly,
+// from one goroutine, with no network and no contention: what each library
+// itself costs a read-only request and an increment, on memory, in time and
+// allocations (the HTTP server and client, which both pay alike, are left
+// out).
+func BenchmarkHotHandler(b *testing.B) {
+	for _, op := range []string{"read", "increment"} {
+		for _, l := range []struct {
+			name  string
+			setup func(b *testing.B) (http.Handler, *counter)
+		}{{"sessions-memory", hotSessionsMemory}, {"scs-memstore", hotSCSMemory}} {
+			b.Run(l.name+"/"+op, func(b *testing.B) {
+				h, _ := l.setup(b)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/create", nil))
+				cookies := rec.Result().Cookies()
+				if rec.Code != http.StatusOK || len(cookies) != 1 {
+					b.Fatalf("/create: %d, %d cookies", rec.Code, len(cookies))
+				}
+				req := httptest.NewRequest(http.MethodGet, "/"+op, nil)
+				req.AddCookie(cookies[0])
+				w := &discardWriter{h: http.Header{}}
+				b.ReportAllocs()
+				for b.Loop() {
+					clear(w.h)
+					w.code = 0
+					h.ServeHTTP(w, req)
+				}
+				if w.code != http.StatusOK && w.code != 0 {
+					b.Fatalf("/%s: %d", op, w.code)
+				}
+			})
+		}
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps the status and drops the
+// body.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
 // hotGet sends one request and returns the session cookie it set (for
 // /create) or the body.
 func hotGet(b *testing.B, c *http.Client, url, cookie string) string {
