@@ -16,35 +16,32 @@ const maxCombineRounds = 4
 // being handed the turn, and the turn is never held by a request that
 // waits to be scheduled (flat combining). s itself is left as it is: the
 // holder's request is answered with what its own write stored.
+//
+// A round starts only while the holder's request is alive (otherwise the
+// waiters take their turns themselves), but once started it is not cut
+// short when that request ends: the write holds other requests' changes.
 func (m *Manager[T]) combine(ctx context.Context, l *keyLock, s *Session[T]) {
 	var cs *Session[T] // the combining rounds' session, the state s stored
 	for range maxCombineRounds {
 		if ctx.Err() != nil {
-			return // the waiters take their turns themselves
+			return
 		}
 		batch := m.updating.take(l, nil)
 		if len(batch) == 0 {
 			return
 		}
-		var err error
 		if cs == nil {
+			var data T
+			if err := m.decode(s.key, s.base.data, &data); err != nil {
+				m.deliver(s, batch, fmt.Errorf("sessions: update session %s: decode the stored state: %w", s.Handle(), err))
+				return
+			}
 			cs = new(Session[T])
 			*cs = *s
-			var data T
-			if err = m.decode(s.key, s.base.data, &data); err == nil {
-				cs.Data = data // shares nothing with s.Data
-			} else {
-				err = fmt.Errorf("sessions: update session %s: decode the stored state: %w", s.Handle(), err)
-			}
+			cs.Data = data // shares nothing with s.Data
 		}
-		if err == nil {
-			m.runBatch(ctx, nil, cs, batch)
-		}
-		if err == nil && !cs.isNew {
-			handOver(l, cs)
-		}
-		m.deliver(cs, batch, err)
-		if err != nil || cs.isNew {
+		m.commitBatch(context.WithoutCancel(ctx), nil, cs, l, batch)
+		if cs.isNew {
 			return
 		}
 	}

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,6 +234,144 @@ func TestHolderWithEndedContextLeavesTheQueueToItsRequests(t *testing.T) {
 	for i, err := range r.waitErrs {
 		if err != nil {
 			t.Errorf("queued Update %d: %v", i, err)
+		}
+	}
+	if got, want := r.stored(t), 1+10*n; got != want {
+		t.Errorf("stored Count = %d, want %d", got, want)
+	}
+}
+
+// queueBehind starts an Update of s whose change (Count += 1) waits until
+// n more Updates of the session have queued behind it, and returns once
+// that change runs (the Update holds the session's turn), with a channel
+// for its outcome.
+func queueBehind(t *testing.T, env *testEnv[visitV1], cookie string, s *Session[visitV1], n int) <-chan error {
+	t.Helper()
+	out, running := make(chan error, 1), make(chan struct{})
+	key := s.key
+	go func() {
+		out <- env.mgr.Update(newHeaderWriter(), httptestRequest(cookie), s, func(v *visitV1) error {
+			close(running)
+			for deadline := time.Now().Add(10 * time.Second); env.mgr.updating.waiters(key) < n+1; {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("%d of %d Updates queued behind the holder", env.mgr.updating.waiters(key)-1, n)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			v.Count++
+			return nil
+		})
+	}()
+	<-running
+	return out
+}
+
+// TestCombinedUpdateAfterRotationSendsNoOldToken: a queued Update that the
+// holder writes after another request rotated the session is told the
+// session's new key, and its response does not send its request's
+// rotated-away token back as the session's cookie (the client would fall
+// back to it and lose the session when its grace ends).
+func TestCombinedUpdateAfterRotationSendsNoOldToken(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{IdleTimeout: 2 * time.Hour, RotateEvery: time.Hour, RotateGrace: 10 * time.Second})
+	c0 := newStoredSession(t, env)
+	holder, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(c0))
+	waiter, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(c0))
+	env.clock.Advance(61 * time.Minute)
+	rw := newHeaderWriter()
+	if _, err := env.mgr.Load(rw, httptestRequest(c0)); err != nil { // another request rotates the token
+		t.Fatal(err)
+	}
+	rc := rw.Result().Cookies()
+	if len(rc) != 1 || rc[0].Name+"="+rc[0].Value == c0 {
+		t.Fatalf("the load after RotateEvery set %v, want the rotated token", rc)
+	}
+	c1 := rc[0].Name + "=" + rc[0].Value
+	held := queueBehind(t, env, c0, holder, 1)
+	ww := newHeaderWriter()
+	if err := env.mgr.Update(ww, httptestRequest(c0), waiter, func(v *visitV1) error { v.Count += 10; return nil }); err != nil {
+		t.Fatalf("queued Update: %v", err)
+	}
+	if err := <-held; err != nil {
+		t.Fatalf("holder: %v", err)
+	}
+	for _, c := range ww.Result().Cookies() {
+		if c.Name+"="+c.Value == c0 {
+			t.Errorf("the queued Update's response sets the rotated-away token %s", c0)
+		}
+	}
+	env.clock.Advance(time.Minute) // past the old token's grace
+	s, err := env.mgr.Load(newHeaderWriter(), httptestRequest(c1))
+	if err != nil || s.IsNew() || s.Data.Count != 11 {
+		t.Fatalf("the session under the new token: %v, new %v, Count %d; want Count 11", err, s != nil && s.IsNew(), s.Data.Count)
+	}
+}
+
+// TestPanickingChangeInABatchPanicsOnlyItsRequest: a change function that
+// panics while the holder applies it with others fails its own request
+// alone (that request panics with the same value, and nothing of it is
+// stored); the holder and the other queued Updates are answered as if it
+// had not been there.
+func TestPanickingChangeInABatchPanicsOnlyItsRequest(t *testing.T) {
+	env := newTestEnv[visitV1](t, Config{})
+	cookie := newStoredSession(t, env)
+	holder, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+	bad, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+	good, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+	held := queueBehind(t, env, cookie, holder, 2)
+	recovered := make(chan any, 1)
+	badQueued := make(chan struct{})
+	go func() {
+		defer func() { recovered <- recover() }()
+		close(badQueued)
+		_ = env.mgr.Update(newHeaderWriter(), httptestRequest(cookie), bad, func(v *visitV1) error {
+			v.Count += 100
+			panic("boom")
+		})
+	}()
+	<-badQueued
+	for deadline := time.Now().Add(10 * time.Second); env.mgr.updating.waiters(holder.key) < 2 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond) // the bad one queues first
+	}
+	goodErr := env.mgr.Update(newHeaderWriter(), httptestRequest(cookie), good, func(v *visitV1) error { v.Count += 10; return nil })
+	if err := <-held; err != nil {
+		t.Errorf("holder: %v", err)
+	}
+	if goodErr != nil {
+		t.Errorf("the other queued Update: %v", goodErr)
+	}
+	select {
+	case v := <-recovered:
+		if v != "boom" {
+			t.Errorf("the panicking Update's request recovered %v, want boom", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the panicking Update's request never returned")
+	}
+	s, _ := env.mgr.Load(newHeaderWriter(), httptestRequest(cookie))
+	if s.Data.Count != 11 {
+		t.Errorf("stored Count = %d, want 11 (holder 1 + 10; the panicking change's 100 not stored)", s.Data.Count)
+	}
+	if env.mgr.updating.waiters(holder.key) != 0 {
+		t.Errorf("%d holders or waiters left on the session's lock", env.mgr.updating.waiters(holder.key))
+	}
+}
+
+// TestHolderContextEndingDuringCombinedWriteFailsNoWaiter: the holder's
+// request ending while it writes for the Updates queued behind it does not
+// cut that write short: their requests are alive, and are answered with
+// its outcome (stored), not with the holder's context error.
+func TestHolderContextEndingDuringCombinedWriteFailsNoWaiter(t *testing.T) {
+	const n = 3
+	ctx, cancel := context.WithCancel(t.Context())
+	r := newCombineRig(t, ctx, n, func() error { cancel(); return nil })
+	close(r.release)
+	if err := <-r.holdErr; err != nil {
+		t.Fatalf("holder: %v", err)
+	}
+	r.wg.Wait()
+	for i, err := range r.waitErrs {
+		if err != nil {
+			t.Errorf("queued Update %d: %v, want nil (its change was written)", i, err)
 		}
 	}
 	if got, want := r.stored(t), 1+10*n; got != want {

@@ -99,8 +99,9 @@ const DefaultUpdateAttempts = 64
 // before it lets go of the turn (so its own Update may return up to four
 // writes after its own write landed); each request returns only once the
 // write holding its change landed, and a change function that fails fails
-// only its own request. Retries are left for changes made by other
-// processes. Changes made to s.Data before Update are written with it when
+// only its own request (one that panics makes its own request panic with
+// the same value, once the others are answered, and nothing of it is
+// stored). Retries are left for changes made by other processes. Changes made to s.Data before Update are written with it when
 // the Update runs alone; when it is batched with or follows other Updates
 // of the session, change is applied to the latest state and those earlier
 // changes are not written: make them inside change, or Save them first. (A
@@ -111,10 +112,21 @@ const DefaultUpdateAttempts = 64
 // before each write is not atomic, and conflicts between processes may go
 // unseen.
 func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T], change func(*T) error) error {
-	ctx := r.Context()
 	// A session with a pending owner, binding or CSRF secret is not
 	// batched into another request's write (which would not carry them).
 	own := &pending{change: change, sess: s, solo: s.metaChanged()}
+	err := m.update(w, r, s, own)
+	if own.panicked != nil {
+		// change panicked, wherever it ran: its own request panics,
+		// after every other request of its batch got its outcome.
+		panic(own.panicked.v)
+	}
+	return err
+}
+
+// update is Update for its pending own.
+func (m *Manager[T]) update(w http.ResponseWriter, r *http.Request, s *Session[T], own *pending) error {
+	ctx := r.Context()
 	if s.isNew {
 		own.one[0] = own
 		m.runBatch(ctx, w, s, own.one[:])
@@ -147,15 +159,39 @@ func (m *Manager[T]) Update(w http.ResponseWriter, r *http.Request, s *Session[T
 			return err
 		}
 	}
+	m.commitBatch(ctx, w, s, l, batch)
+	if !s.isNew {
+		m.combine(ctx, l, s)
+	}
+	return own.err
+}
+
+// commitBatch applies and stores batch, taken by the holder of l, on s
+// (runBatch), keeps the state stored for the next holder and delivers the
+// outcome to the other requests of batch. A batch holding other requests'
+// changes is written even if the holder's own request ends meanwhile
+// (their requests are alive). Should anything panic on the way (a codec,
+// a store), the requests not yet delivered get an error rather than wait
+// forever.
+func (m *Manager[T]) commitBatch(ctx context.Context, w http.ResponseWriter, s *Session[T], l *keyLock, batch []*pending) {
+	defer func() {
+		for _, p := range batch {
+			if p.sess != any(s) && !p.closed {
+				if p.err == nil {
+					p.err = fmt.Errorf("sessions: update session %s: the write holding this change panicked in another request", s.Handle())
+				}
+				p.finish()
+			}
+		}
+	}()
+	if len(batch) > 1 {
+		ctx = context.WithoutCancel(ctx)
+	}
 	m.runBatch(ctx, w, s, batch)
 	if !s.isNew {
 		handOver(l, s)
 	}
 	m.deliver(s, batch, nil)
-	if !s.isNew {
-		m.combine(ctx, l, s)
-	}
-	return own.err
 }
 
 // handOver keeps in l the state s stored, for the next Update of the
@@ -174,10 +210,41 @@ type pending struct {
 	// done is closed when err and sess are final; it is made when the
 	// Update has to wait (an Update that finds the session's turn free
 	// runs its change itself and never waits).
-	done  chan struct{}
-	taken bool        // a holder took it from the queue (guarded by keyLocks.mu)
-	solo  bool        // only its own request may apply it
-	one   [1]*pending // the batch of an Update applied alone
+	done   chan struct{}
+	closed bool        // done was closed (only the holder that took it reads or sets it)
+	taken  bool        // a holder took it from the queue (guarded by keyLocks.mu)
+	solo   bool        // only its own request may apply it
+	one    [1]*pending // the batch of an Update applied alone
+	// panicked holds what change panicked with, re-raised in its own
+	// request once the batch is delivered.
+	panicked *panicValue
+}
+
+// panicValue is what a change function panicked with.
+type panicValue struct{ v any }
+
+// errChangePanicked is the outcome of a change function that panicked
+// (its request then panics with the same value).
+var errChangePanicked = errors.New("sessions: the change function panicked")
+
+// finish closes p.done, once.
+func (p *pending) finish() {
+	if !p.closed {
+		p.closed = true
+		close(p.done)
+	}
+}
+
+// apply runs p's change on d. A panic in it fails p alone: it is kept in
+// p, for p's own request to re-raise.
+func apply[T any](p *pending, d *T) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.panicked = &panicValue{v}
+			err = errChangePanicked
+		}
+	}()
+	return p.change.(func(*T) error)(d)
 }
 
 // runBatch applies the changes of batch in order to s.Data, the latest
@@ -203,7 +270,7 @@ func (m *Manager[T]) runBatch(ctx context.Context, w http.ResponseWriter, s *Ses
 			if m.unstable { // T may hold maps (otherwise there is nothing to make)
 				makeMaps(reflect.ValueOf(&s.Data).Elem()) // d.Counts[k]++ on a nil map must not panic
 			}
-			err := p.change.(func(*T) error)(&s.Data)
+			err := apply(p, &s.Data)
 			if err == nil {
 				if failed {
 					applied = append(applied, p)
@@ -234,7 +301,7 @@ func (m *Manager[T]) runBatch(ctx context.Context, w http.ResponseWriter, s *Ses
 				if m.unstable {
 					makeMaps(reflect.ValueOf(&s.Data).Elem())
 				}
-				_ = q.change.(func(*T) error)(&s.Data)
+				_ = apply(q, &s.Data)
 			}
 		}
 		if len(applied) == 0 {
@@ -292,11 +359,17 @@ func (m *Manager[T]) deliver(s *Session[T], batch []*pending, err error) {
 			} else {
 				qs.Data, qs.version, qs.base, qs.expires, qs.issued = data, s.version, s.base, s.expires, s.issued
 				qs.key, qs.keyToken, qs.seal = s.key, s.keyToken, s.seal
+				if qs.keyToken != qs.token {
+					// Rotated meanwhile: the request's token is no longer
+					// the session's, and must not be sent back as if it
+					// were (its client holds, or gets, the new one).
+					qs.forwarded = true
+				}
 				qs.owner, qs.bind, qs.csrf, qs.life = s.owner, s.bind, s.csrf, s.life
 				qs.plainVal, qs.plainOf = s.plainVal, s.plainOf
 			}
 		}
-		close(p.done)
+		p.finish()
 	}
 }
 
@@ -359,11 +432,11 @@ func (m *Manager[T]) reload(ctx context.Context, w http.ResponseWriter, s *Sessi
 	return nil
 }
 
-// keyLocks is a set of locks, one per key in use, created on demand. A
-// lock no goroutine holds or waits for stays in the set while fewer than
-// maxIdleLocks others do (a hot session's lock is not made again for each
-// request); beyond that it is dropped, into a pool for the next key, with
-// its queue's array.
+// keyLocks is a set of locks, one per key in use, created on demand. Up
+// to maxIdleLocks locks no goroutine holds or waits for stay in the set (a
+// hot session's lock is not made again for each request); beyond that, an
+// unused one picked at random is dropped, into a pool for the next key,
+// with its queue's array.
 type keyLocks struct {
 	mu    sync.Mutex
 	locks map[string]*keyLock
@@ -446,9 +519,9 @@ func (k *keyLocks) acquire(key string) *keyLock {
 }
 
 // release drops a reference to key's lock l; the last one forgets the
-// state handed over and the queue's pendings, and keeps l in the set or,
-// beyond maxIdleLocks unused ones, puts it back in the pool. The caller
-// must not use l afterwards.
+// state handed over and the queue's pendings and keeps l in the set,
+// dropping another unused lock when the set holds maxIdleLocks of them.
+// The caller must not use l afterwards.
 func (k *keyLocks) release(key string, l *keyLock) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -462,12 +535,20 @@ func (k *keyLocks) release(key string, l *keyLock) {
 	} else {
 		l.queue = l.queue[:0]
 	}
-	if k.idle < maxIdleLocks {
-		k.idle++
-		return
+	if k.idle >= maxIdleLocks {
+		// Full: drop another unused lock (the map's order is random), so
+		// that the set keeps the locks of keys in use now rather than of
+		// the first keys that went quiet.
+		for ok, ol := range k.locks {
+			if ol.refs == 0 && ol != l {
+				delete(k.locks, ok)
+				k.free.Put(ol)
+				k.idle--
+				break
+			}
+		}
 	}
-	delete(k.locks, key)
-	k.free.Put(l)
+	k.idle++
 }
 
 // unlock ends the turn of the holder of key's lock l (from join or lock).

@@ -273,10 +273,11 @@ func TestContendedUpdateCostsOneWriteOrLess(t *testing.T) {
 // for another key (pooled): either way it comes back unlocked, with no
 // queue and no handed-over state of the session before; and the set keeps
 // no more than maxIdleLocks unused locks.
+//
+// TestKeyLocksKeepTheHotKey covers which ones it keeps.
 func TestKeyLocksStartClean(t *testing.T) {
 	var k keyLocks
-	kept := map[string]*keyLock{}
-	for round := range 2 {
+	for range 2 {
 		for i := range 2 * maxIdleLocks {
 			key := fmt.Sprint("key", i)
 			p := &pending{}
@@ -290,10 +291,6 @@ func TestKeyLocksStartClean(t *testing.T) {
 			if l.hasLast || l.last.key != "" || len(l.queue) != 0 || l.refs != 1 {
 				t.Fatalf("the lock of %s came with last %v %+v, queue %v, refs %d", key, l.hasLast, l.last, l.queue, l.refs)
 			}
-			if round == 1 && i < maxIdleLocks && kept[key] != l {
-				t.Fatalf("the idle lock of %s was not kept for it", key)
-			}
-			kept[key] = l
 			l.last, l.hasLast = handoff{key: key, version: 7}, true
 			k.unlock(key, l)
 			if k.waiters(key) != 0 {
@@ -303,6 +300,35 @@ func TestKeyLocksStartClean(t *testing.T) {
 		if len(k.locks) != maxIdleLocks || k.idle != maxIdleLocks {
 			t.Fatalf("%d lock entries left, %d counted idle; want %d", len(k.locks), k.idle, maxIdleLocks)
 		}
+	}
+}
+
+// TestKeyLocksKeepTheHotKey: once the set holds maxIdleLocks unused locks
+// (of sessions that went quiet), a session updated again and again still
+// keeps its lock between its Updates: a full set drops another unused lock,
+// not the one just released.
+func TestKeyLocksKeepTheHotKey(t *testing.T) {
+	var k keyLocks
+	use := func(key string) *keyLock {
+		p := &pending{}
+		l, _, err := k.join(t.Context(), key, p)
+		if err != nil || l == nil {
+			t.Fatalf("join %s: %v", key, err)
+		}
+		k.unlock(key, l)
+		return l
+	}
+	for i := range maxIdleLocks {
+		use(fmt.Sprint("quiet", i))
+	}
+	first := use("hot")
+	for range 100 {
+		if l := use("hot"); l != first {
+			t.Fatal("the hot key's lock was dropped between its Updates")
+		}
+	}
+	if len(k.locks) != maxIdleLocks || k.idle != maxIdleLocks {
+		t.Fatalf("%d locks, %d counted idle; want %d", len(k.locks), k.idle, maxIdleLocks)
 	}
 }
 
