@@ -101,12 +101,13 @@ const DefaultUpdateAttempts = 64
 // write holding its change landed, and a change function that fails fails
 // only its own request (one that panics makes its own request panic with
 // the same value, once the others are answered, and nothing of it is
-// stored). Retries are left for changes made by other processes. Changes made to s.Data before Update are written with it when
-// the Update runs alone; when it is batched with or follows other Updates
-// of the session, change is applied to the latest state and those earlier
-// changes are not written: make them inside change, or Save them first. (A
-// pending owner, binding or CSRF secret is never batched away: such an
-// Update runs alone.)
+// stored). Retries are left for changes made by other processes. Changes
+// made to s.Data before Update are written with it when the Update runs
+// alone; when it is batched with or follows other Updates of the session,
+// change is applied to the latest state and those earlier changes are not
+// written: make them inside change, or Save them first. (A pending owner,
+// binding or CSRF secret is never batched away: such an Update runs
+// alone.)
 //
 // Without a store that implements backend.Conditional, the version check
 // before each write is not atomic, and conflicts between processes may go
